@@ -1,0 +1,65 @@
+"""Every error hf_prefsel raises on purpose, in one place.
+
+Each message says what was wrong and what to do about it. Catch `HfPrefselError` to
+catch them all.
+"""
+
+from __future__ import annotations
+
+
+class HfPrefselError(Exception):
+    """Base class of all hf_prefsel errors."""
+
+
+class ConfigError(HfPrefselError, ValueError):
+    """A config object or argument has an invalid value."""
+
+
+class DataError(HfPrefselError, ValueError):
+    """The input data is unusable: a missing column, an empty or non-string value, a malformed row."""
+
+
+class MissingColumnError(DataError, KeyError):
+    """A required column is absent from the dataset."""
+
+    def __init__(self, column: str, available: list[str] | tuple[str, ...] = ()):
+        self.column = column
+        self.available = list(available)
+        hint = f" Available columns: {', '.join(self.available)}." if self.available else ""
+        super().__init__(
+            f"Column {column!r} is missing from the dataset.{hint} "
+            "Pass the right column name in the config, or rename the column with `ds.rename_column`."
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise quote the message
+        return self.args[0]
+
+
+class EndpointError(HfPrefselError):
+    """An LLM endpoint answered with an error that retries could not fix."""
+
+
+class EndpointUnavailableError(EndpointError, ConnectionError):
+    """No endpoint could be reached (connection refused, DNS failure, timeouts) after all retries."""
+
+
+class StructuredOutputError(HfPrefselError, ValueError):
+    """The model's reply could not be parsed or validated against the requested schema, repairs included."""
+
+
+class BudgetExceededError(HfPrefselError):
+    """The configured call or token budget is spent; work done so far is kept in the request cache."""
+
+
+class ArtifactError(HfPrefselError):
+    """An artifact folder or Hub repo is missing files, has the wrong type or an unsupported format version."""
+
+
+class DependencyError(HfPrefselError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        super().__init__(
+            f"{purpose} needs the package {package!r}, which is not installed. "
+            f"Install it with `pip install 'hf_prefsel[{extra}]'`."
+        )

@@ -1,0 +1,310 @@
+"""The LLM client: cache, budget, load balancing, retries, structured output and repair."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import threading
+from dataclasses import dataclass
+from typing import Any, Coroutine, Generic, Sequence, TypeVar
+
+from ..errors import BudgetExceededError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError
+from .backends import Backend, HTTPBackend, LocalBackend, Reply, is_connection_failure, is_retryable
+from .cache import CachedReply, RequestCache, request_key
+from .config import LLMConfig, default_cache_path
+from .prompt import Message, TranscriptFormat, render_transcript
+from .structured import parse_reply, schema_of
+from .usage import Budget, Usage
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+_REPAIR_MESSAGE = (
+    "That reply was not valid: {error}. Answer again with only the JSON value, matching the required format exactly."
+)
+
+
+@dataclass
+class Result(Generic[T]):
+    """The outcome of one structured request: a validated `value`, or an `error` saying why not."""
+
+    value: T | None = None
+    error: str | None = None
+    raw: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class LLMClient:
+    """Sends prompts to the configured model and returns validated, structured replies.
+
+    Every paid reply goes into a persistent cache first, so a rerun (or a resumed run after a
+    crash or Ctrl-C) pays only for what is missing. Requests are spread over replicas,
+    at most `max_concurrency` at a time, retried with exponential backoff on transient
+    errors, and bounded by `timeout` each.
+
+    Args:
+        config (`LLMConfig`, *optional*): where and how to call the model; defaults to the embedded model.
+        transcript (`TranscriptFormat`, *optional*): how messages are rendered on the completion route.
+
+    Example:
+        >>> client = LLMClient(LLMConfig(endpoints=["http://127.0.0.1:8080"]))
+        >>> results = client.run_structured([prompt.messages("Sort a list in Python")], TagList)
+        >>> print(client.usage)
+    """
+
+    def __init__(self, config: LLMConfig | None = None, transcript: TranscriptFormat | None = None):
+        self.config = config or LLMConfig()
+        self.transcript = transcript or TranscriptFormat()
+        self.usage = Usage()
+        self.budget = Budget(self.config.max_calls, self.config.max_total_tokens, self.usage)
+        self._cache: RequestCache | None = None
+        if self.config.cache:
+            self._cache = RequestCache(self.config.cache_path or default_cache_path())
+        self._backends: list[Backend] | None = None
+        self._semaphore: asyncio.Semaphore | None = None
+        self._rr = 0
+        self._down_until: dict[int, float] = {}
+
+    def __repr__(self) -> str:
+        return f"LLMClient({self.config!r})"
+
+    # -- replicas ---------------------------------------------------------------------------
+    @property
+    def backends(self) -> list[Backend]:
+        if self._backends is None:
+            if self.config.is_local:
+                self._backends = [LocalBackend(self.config)]
+            else:
+                self._backends = [HTTPBackend(url, self.config) for url in self.config.endpoints]
+        return self._backends
+
+    def _pick(self, avoid: set[int]) -> int:
+        """Least busy replica, round-robin among equals, skipping ones that just failed to connect."""
+        loop_time = asyncio.get_running_loop().time()
+        candidates = [i for i in range(len(self.backends)) if i not in avoid and self._down_until.get(i, 0) <= loop_time]
+        if not candidates:
+            candidates = list(range(len(self.backends)))
+        self._rr += 1
+        return min(candidates, key=lambda i: (self.backends[i].in_flight, (i - self._rr) % len(self.backends)))
+
+    # -- one request ------------------------------------------------------------------------
+    def _payload(self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None) -> dict:
+        route = self.config.resolved_route
+        payload: dict[str, Any] = {"model": backend.model_id, "route": route, "params": params, "schema": schema}
+        if route == "completion":
+            payload["prompt"] = render_transcript(messages, self.transcript)
+        else:
+            payload["messages"] = list(messages)
+        return payload
+
+    def _params(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
+        params = self.config.generation_params()
+        if self.config.resolved_route == "completion":
+            params["stop"] = list(dict.fromkeys((params["stop"] or []) + self.transcript.stop_sequences()))
+        if overrides:
+            params.update(overrides)
+        return params
+
+    async def generate(
+        self, messages: Sequence[Message], *, schema: dict | None = None, overrides: dict[str, Any] | None = None
+    ) -> Reply:
+        """One reply for `messages` (from the cache if it was paid for before).
+
+        Raises:
+            `EndpointUnavailableError`: no replica could be reached after all retries.
+            `EndpointError`: a replica rejected the request (e.g. HTTP 400: prompt too long).
+            `BudgetExceededError`: the call or token budget is spent.
+        """
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+        params = self._params(overrides)
+        first = self.backends[0]
+        await self._prepare(first)
+        key = request_key(self._payload(first, messages, params, schema))
+        if self._cache is not None:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self.usage.add(cache_hits=1)
+                return Reply(hit.text, hit.prompt_tokens, hit.completion_tokens, cached=True)
+
+        avoid: set[int] = set()
+        last: BaseException | None = None
+        for attempt in range(self.config.max_retries + 1):
+            async with self._semaphore:
+                index = self._pick(avoid)
+                backend = self.backends[index]
+                self.budget.reserve()
+                backend.in_flight += 1
+                try:
+                    await self._prepare(backend)
+                    reply = await asyncio.wait_for(self._send(backend, messages, params, schema), self.config.timeout)
+                except Exception as exc:  # classified below
+                    self.usage.add(calls=1)
+                    last = exc
+                    if not is_retryable(exc):
+                        raise EndpointError(f"{backend.name} rejected the request: {exc}") from exc
+                    if is_connection_failure(exc):
+                        avoid.add(index)
+                        self._down_until[index] = asyncio.get_running_loop().time() + 5.0
+                else:
+                    self.usage.add(calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+                    if self._cache is not None:
+                        self._cache.put(key, CachedReply(reply.text, reply.prompt_tokens, reply.completion_tokens))
+                    return reply
+                finally:
+                    backend.in_flight -= 1
+                    self.budget.release()
+            if attempt < self.config.max_retries:
+                self.usage.add(retries=1)
+                delay = min(20.0, self.config.backoff * 2**attempt) * random.uniform(0.75, 1.25)
+                logger.info("Retrying after %s (attempt %d, waiting %.1fs)", type(last).__name__, attempt + 1, delay)
+                await asyncio.sleep(delay)
+        where = ", ".join(b.name for b in self.backends)
+        if last is not None and is_connection_failure(last):
+            raise EndpointUnavailableError(
+                f"Could not reach {where} after {self.config.max_retries + 1} attempts ({type(last).__name__}: {last}). "
+                "Check that the server is running and the URL is right, or leave `endpoints` empty to use the embedded model."
+            ) from last
+        raise EndpointError(
+            f"{where} kept failing after {self.config.max_retries + 1} attempts: {type(last).__name__}: {last}"
+        ) from last
+
+    async def _prepare(self, backend: Backend) -> None:
+        try:
+            await asyncio.wait_for(backend.prepare(), self.config.timeout)
+        except Exception as exc:
+            if is_retryable(exc):
+                return  # probing failed; the real request will retry and report it
+            raise
+
+    async def _send(self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None) -> Reply:
+        if self.config.resolved_route == "completion":
+            return await backend.complete(render_transcript(messages, self.transcript), params, schema)
+        return await backend.chat(list(messages), params, schema)
+
+    async def structured(self, messages: Sequence[Message], output_type: type[T]) -> Result[T]:
+        """A validated reply of type `output_type`, repairing invalid replies a bounded number of times.
+
+        Failures that concern only this request (invalid output after repairs, a rejected
+        request, a spent budget) are returned as `Result.error`. An unreachable endpoint
+        raises, because every other request would fail the same way.
+        """
+        schema = schema_of(output_type)
+        current = list(messages)
+        overrides: dict[str, Any] | None = None
+        raw: str | None = None
+        error = "no attempt made"
+        for repair in range(self.config.repair_attempts + 1):
+            try:
+                reply = await self.generate(current, schema=schema, overrides=overrides)
+            except EndpointUnavailableError:
+                self.usage.add(failures=1)
+                raise
+            except (EndpointError, BudgetExceededError) as exc:
+                self.usage.add(failures=1)
+                return Result(error=f"{type(exc).__name__}: {exc}", raw=raw)
+            raw = reply.text
+            try:
+                return Result(value=parse_reply(reply.text, output_type), raw=raw)
+            except StructuredOutputError as exc:
+                self.usage.add(invalid_replies=1)
+                error = str(exc)
+            if repair < self.config.repair_attempts:
+                self.usage.add(repairs=1)
+                if self.config.resolved_route == "chat":
+                    # an instruction-tuned model can read what was wrong
+                    current = list(messages) + [
+                        {"role": "assistant", "content": raw},
+                        {"role": "user", "content": _REPAIR_MESSAGE.format(error=error[:300])},
+                    ]
+                # a base model cannot take feedback: resample with a different seed instead
+                overrides = {"temperature": max(self.config.temperature, 0.7), "seed": 1000 + repair}
+        self.usage.add(failures=1)
+        return Result(error=f"StructuredOutputError: {error}", raw=raw)
+
+    async def structured_many(
+        self, prompts: Sequence[Sequence[Message]], output_type: type[T], *, progress: bool = False, desc: str = "LLM"
+    ) -> list[Result[T]]:
+        """`structured` for many prompts at once, concurrently, results in input order."""
+        tasks = [asyncio.ensure_future(self.structured(p, output_type)) for p in prompts]
+        try:
+            if progress:
+                from tqdm.auto import tqdm
+
+                for fut in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=desc):
+                    await fut
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+
+    # -- synchronous face -------------------------------------------------------------------
+    def run_structured(
+        self, prompts: Sequence[Sequence[Message]], output_type: type[T], *, progress: bool = False, desc: str = "LLM"
+    ) -> list[Result[T]]:
+        """Blocking `structured_many`, safe to call from scripts, notebooks and `Dataset.map`."""
+        return run_sync(self.structured_many(prompts, output_type, progress=progress, desc=desc))
+
+    def close(self) -> None:
+        """Close HTTP connections and the cache file."""
+        if self._backends:
+            run_sync(asyncio.gather(*(b.aclose() for b in self._backends)))
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
+
+
+# -- one event loop per process, in a background thread ------------------------------------
+_LOOP: asyncio.AbstractEventLoop | None = None
+_LOOP_PID: int | None = None
+_LOOP_LOCK = threading.Lock()
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    global _LOOP, _LOOP_PID
+    with _LOOP_LOCK:
+        if _LOOP is None or _LOOP_PID != os.getpid() or not _LOOP.is_running():
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="hf_prefsel-llm", daemon=True)
+            thread.start()
+            _LOOP, _LOOP_PID = loop, os.getpid()
+        return _LOOP
+
+
+def run_sync(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine on the library's background loop and wait for it.
+
+    A private loop makes the synchronous API work inside Jupyter (which already runs a
+    loop) and keeps connections and semaphores alive across `Dataset.map` batches. On
+    Ctrl-C the requests in flight are cancelled; replies already received stay cached.
+    """
+    future = asyncio.run_coroutine_threadsafe(coro, _loop())
+    try:
+        return future.result()
+    except KeyboardInterrupt:
+        future.cancel()
+        raise
+
+
+_CLIENTS: dict[tuple[int, str], LLMClient] = {}
+
+
+def get_client(config: LLMConfig) -> LLMClient:
+    """The shared client of this process for `config` (so batches reuse connections and counters)."""
+    token_hash = hashlib.sha256((config.token or "").encode()).hexdigest()
+    key = (os.getpid(), json.dumps(config.fingerprint_state(), sort_keys=True, default=str) + token_hash)
+    if key not in _CLIENTS:
+        _CLIENTS[key] = LLMClient(config)
+    return _CLIENTS[key]
+
+
+__all__ = ["LLMClient", "Result", "get_client", "run_sync", "HfPrefselError"]

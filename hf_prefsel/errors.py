@@ -55,6 +55,10 @@ class ArtifactError(HfPrefselError):
     """An artifact folder or Hub repo is missing files, has the wrong type or an unsupported format version."""
 
 
+class HubUnavailableError(ArtifactError, ConnectionError):
+    """The Hugging Face Hub could not be reached (offline mode, no network, Hub down); use a local path or retry."""
+
+
 class DependencyError(HfPrefselError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

@@ -1,0 +1,160 @@
+"""Selectors over scored pairs: PD (most negative), and the comparisons the paper reports (random, most positive
+PD, reward-margin filtering), all with the same budget rule so their subsets are directly comparable.
+
+Budget rule: keep `round(ratio · N)` pairs. With `stratify_by_aspect=True` each D_k keeps its share
+(largest-remainder rounding, so the total is still `round(ratio · N)`). Ties in the ranking are broken by a seeded
+random key, never by input order (ratings give many exact ties). Selected rows come back in their original order.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from datasets import Dataset
+
+from ..errors import ConfigError, MissingColumnError
+
+
+def _budget(n: int, ratio: float) -> int:
+    if not 0.0 <= ratio <= 1.0:
+        raise ConfigError(
+            f"ratio must be in [0, 1], got {ratio}. The paper keeps 0.3 (UltraFeedback) or 0.5 (HelpSteer)."
+        )
+    return int(round(ratio * n))
+
+
+def _stratum_budgets(sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split `total` over strata proportionally to `sizes` (largest remainder)."""
+    if sizes.sum() == 0:
+        return np.zeros_like(sizes)
+    exact = sizes * (total / sizes.sum())
+    base = np.floor(exact).astype(int)
+    left = total - int(base.sum())
+    order = np.argsort(-(exact - base), kind="stable")
+    base[order[:left]] += 1
+    return np.minimum(base, sizes)
+
+
+def rank_select(
+    scores: np.ndarray,
+    count: int,
+    *,
+    groups: Sequence[str] | np.ndarray | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Indices of the `count` smallest `scores` (NaN last), per group proportionally when `groups` is given.
+
+    This is the one ranking rule all selectors share. Returns sorted indices.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    n = len(scores)
+    if not 0 <= count <= n:
+        raise ConfigError(f"count must be in [0, {n}], got {count}.")
+    tiebreak = np.random.default_rng(seed).random(n)
+    keyed = np.where(np.isnan(scores), np.inf, scores)
+    if groups is None:
+        order = np.lexsort((tiebreak, np.isnan(scores), keyed))
+        return np.sort(order[:count])
+    labels = np.asarray(groups, dtype=object)
+    names = sorted(set(labels.tolist()))
+    members = [np.flatnonzero(labels == name) for name in names]
+    budgets = _stratum_budgets(np.array([len(m) for m in members]), count)
+    chosen = []
+    for idx, b in zip(members, budgets):
+        order = np.lexsort((tiebreak[idx], np.isnan(scores[idx]), keyed[idx]))
+        chosen.append(idx[order[:b]])
+    return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
+
+
+def _column(ds: Dataset, name: str) -> np.ndarray:
+    if name not in ds.column_names:
+        raise MissingColumnError(name, ds.column_names)
+    return np.array([np.nan if v is None else v for v in ds[name]], dtype=np.float64)
+
+
+def select_indices_by_pd(
+    ds: Dataset,
+    ratio: float = 0.3,
+    *,
+    stratify_by_aspect: bool = False,
+    pd_column: str = "pd",
+    aspect_column: str = "aspect",
+    seed: int = 0,
+) -> np.ndarray:
+    """Row indices `select_by_pd` keeps (sorted)."""
+    groups = ds[aspect_column] if stratify_by_aspect else None
+    return rank_select(_column(ds, pd_column), _budget(len(ds), ratio), groups=groups, seed=seed)
+
+
+def select_by_pd(
+    ds: Dataset,
+    ratio: float = 0.3,
+    stratify_by_aspect: bool = False,
+    *,
+    pd_column: str = "pd",
+    aspect_column: str = "aspect",
+    seed: int = 0,
+) -> Dataset:
+    """Keep the `ratio` share of pairs with the most negative PD (the most consensus across aspects).
+
+    The paper ranks globally over the whole aggregated set (Theorem 3.5 gives a single arg-top over D);
+    `stratify_by_aspect=True` instead keeps the same share of every D_k, for when one aspect's pairs would
+    otherwise crowd out the rest.
+
+    Args:
+        ds (`Dataset`):
+            Pairs with a PD column (`compute_pd(...).dataset`).
+        ratio (`float`, *optional*, defaults to `0.3`):
+            Share of pairs to keep (λ).
+        stratify_by_aspect (`bool`, *optional*, defaults to `False`):
+            Keep λ of each aspect separately instead of ranking globally.
+        pd_column, aspect_column (`str`):
+            Column names.
+        seed (`int`, *optional*, defaults to `0`):
+            Seed of the tie-breaking key.
+
+    Returns:
+        `Dataset`: the kept rows, in their original order.
+
+    Example:
+
+    ```python
+    >>> kept = select_by_pd(compute_pd(pairs, RatingsScorer()).dataset, ratio=0.3)
+    ```
+    """
+    return ds.select(select_indices_by_pd(ds, ratio, stratify_by_aspect=stratify_by_aspect, pd_column=pd_column,
+                                          aspect_column=aspect_column, seed=seed))
+
+
+def select_most_positive_pd(
+    ds: Dataset, ratio: float = 0.3, stratify_by_aspect: bool = False, *, pd_column: str = "pd",
+    aspect_column: str = "aspect", seed: int = 0,
+) -> Dataset:
+    """Keep the pairs with the *most positive* PD (the paper's PD(high) control: the most conflicting pairs)."""
+    groups = ds[aspect_column] if stratify_by_aspect else None
+    idx = rank_select(-_column(ds, pd_column), _budget(len(ds), ratio), groups=groups, seed=seed)
+    return ds.select(idx)
+
+
+def select_random(
+    ds: Dataset, ratio: float = 0.3, stratify_by_aspect: bool = False, *, aspect_column: str = "aspect", seed: int = 0
+) -> Dataset:
+    """Keep a uniformly random `ratio` share (the paper's RAND baseline), seeded."""
+    groups = ds[aspect_column] if stratify_by_aspect else None
+    scores = np.random.default_rng(seed + 1).random(len(ds))
+    return ds.select(rank_select(scores, _budget(len(ds), ratio), groups=groups, seed=seed))
+
+
+def select_by_reward_margin(
+    ds: Dataset, ratio: float = 0.3, stratify_by_aspect: bool = False, *, margin_column: str = "reward_margin",
+    aspect_column: str = "aspect", seed: int = 0,
+) -> Dataset:
+    """Keep the pairs with the largest reward margin under their own aspect's reward (the paper's RAF baseline).
+
+    The margin is `Δr̂_k(z) / q_k` (`compute_pd` with `score_own_aspect=True`): dividing by the aspect's scale
+    makes margins from different reward models comparable in one global ranking. Pairs without a margin go last.
+    """
+    groups = ds[aspect_column] if stratify_by_aspect else None
+    idx = rank_select(-_column(ds, margin_column), _budget(len(ds), ratio), groups=groups, seed=seed)
+    return ds.select(idx)

@@ -123,7 +123,8 @@ class LLMClient:
             `BudgetExceededError`: the call or token budget is spent.
         """
         if self._semaphore is None:
-            self._semaphore = asyncio.Semaphore(self.config.max_concurrency)
+            # the embedded model runs one call at a time; more in flight would only queue on its lock
+            self._semaphore = asyncio.Semaphore(1 if self.config.is_local else self.config.max_concurrency)
         params = self._params(overrides)
         first = self.backends[0]
         await self._prepare(first)
@@ -144,7 +145,9 @@ class LLMClient:
                 backend.in_flight += 1
                 try:
                     await self._prepare(backend)
-                    reply = await asyncio.wait_for(self._send(backend, messages, params, schema), self.config.timeout)
+                    send = self._send(backend, messages, params, schema)
+                    # an in-process model cannot be interrupted, so a timeout would only duplicate work
+                    reply = await (send if self.config.is_local else asyncio.wait_for(send, self.config.timeout))
                 except Exception as exc:  # classified below
                     self.usage.add(calls=1)
                     last = exc
@@ -229,11 +232,50 @@ class LLMClient:
         self.usage.add(failures=1)
         return Result(error=f"StructuredOutputError: {error}", raw=raw)
 
+    async def text(self, messages: Sequence[Message], *, overrides: dict[str, Any] | None = None) -> Result[str]:
+        """A free-text reply (no schema), e.g. a candidate response; per-request failures become `Result.error`.
+
+        `overrides` changes sampling for this request only (e.g. `{"temperature": 0.8, "seed": 3}` to get
+        distinct candidates; they are part of the cache key).
+        """
+        try:
+            reply = await self.generate(messages, overrides=overrides)
+        except EndpointUnavailableError:
+            self.usage.add(failures=1)
+            raise
+        except (EndpointError, BudgetExceededError) as exc:
+            self.usage.add(failures=1)
+            return Result(error=f"{type(exc).__name__}: {exc}")
+        text = reply.text.strip()
+        if not text:
+            self.usage.add(failures=1)
+            return Result(error="EmptyReply: the model returned no text", raw=reply.text)
+        return Result(value=text, raw=reply.text)
+
+    def run_text(
+        self,
+        prompts: Sequence[Sequence[Message]],
+        *,
+        overrides: dict[str, Any] | Sequence[dict[str, Any] | None] | None = None,
+        progress: bool = False,
+        desc: str = "LLM",
+    ) -> list[Result[str]]:
+        """Blocking free-text generation for many prompts; `overrides` is one dict for all or one per prompt."""
+        per_prompt = list(overrides) if isinstance(overrides, (list, tuple)) else [overrides] * len(prompts)
+        if len(per_prompt) != len(prompts):
+            raise ValueError("overrides must be one dict, or one per prompt")
+        coros = [self.text(p, overrides=o) for p, o in zip(prompts, per_prompt)]
+        return run_sync(self._gather(coros, progress=progress, desc=desc))
+
     async def structured_many(
         self, prompts: Sequence[Sequence[Message]], output_type: type[T], *, progress: bool = False, desc: str = "LLM"
     ) -> list[Result[T]]:
         """`structured` for many prompts at once, concurrently, results in input order."""
-        tasks = [asyncio.ensure_future(self.structured(p, output_type)) for p in prompts]
+        return await self._gather([self.structured(p, output_type) for p in prompts], progress=progress, desc=desc)
+
+    async def _gather(self, coros: Sequence[Coroutine[Any, Any, T]], *, progress: bool, desc: str) -> list[T]:
+        """Run coroutines concurrently (the semaphore bounds them), cancelling all if one raises or on Ctrl-C."""
+        tasks = [asyncio.ensure_future(c) for c in coros]
         try:
             if progress:
                 from tqdm.auto import tqdm

@@ -47,7 +47,8 @@ def _gbnf(schema_json: str) -> str | None:
 
 def gbnf_grammar(schema: dict[str, Any]) -> str | None:
     """A GBNF grammar for `schema` (via llama-cpp-python's converter), or None if it is not installed."""
-    return _gbnf(json.dumps(schema, sort_keys=True))
+    # key order matters: the grammar fixes property order, which must match the few-shot examples
+    return _gbnf(json.dumps(schema))
 
 
 def completion_schema_fields(server: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 
 from ..errors import BudgetExceededError
 
@@ -37,7 +37,7 @@ class Usage:
                 setattr(self, name, getattr(self, name) + value)
 
     def as_dict(self) -> dict[str, int]:
-        data = {k: v for k, v in asdict(self).items() if not k.startswith("_")}
+        data = {f.name: getattr(self, f.name) for f in fields(self) if not f.name.startswith("_")}
         data["total_tokens"] = self.total_tokens
         return data
 

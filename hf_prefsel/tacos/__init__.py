@@ -1,0 +1,31 @@
+"""TACOS: open intent tagging, tag normalization, clustering, comparative scoring, selection.
+
+Paper: "TACOS: Open Tagging and Comparative Scoring for Instruction Fine-Tuning Data
+Selection" (He et al., ICME 2025, arXiv 2507.03673); released code `hexixiang/OpenCS`.
+"""
+
+from .cluster import TagClusterConfig, TagClusterer, cluster_members, dedup_by_label_set
+from .normalize import NormalizationStep, TagNormalizer, TagNormalizerConfig, fpgrowth
+from .select import SelectionConfig, SelectionPlan, plan_selection, select_dataset, select_indices
+from .tagger import TAGGING_PROMPT, IntentTag, OpenTagger
+from .vocabulary import TagVocabulary
+
+__all__ = [
+    "IntentTag",
+    "NormalizationStep",
+    "OpenTagger",
+    "SelectionConfig",
+    "SelectionPlan",
+    "TAGGING_PROMPT",
+    "TagClusterConfig",
+    "TagClusterer",
+    "TagNormalizer",
+    "TagNormalizerConfig",
+    "TagVocabulary",
+    "cluster_members",
+    "dedup_by_label_set",
+    "fpgrowth",
+    "plan_selection",
+    "select_dataset",
+    "select_indices",
+]

@@ -74,7 +74,7 @@ class FaultServer:
                     return
                 if kind == "sleep":
                     time.sleep(action[1])
-                text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.responder(body)
+                text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.respond(body)
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
                 if self.path == "/generate" or self.path == "/":
                     prefill = [{"id": i, "text": "x", "logprob": None} for i in range(7)]
@@ -93,6 +93,11 @@ class FaultServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
+
+    def respond(self, body: dict[str, Any]) -> str:
+        """The responder's text, or a valid tag list when it returns None."""
+        text = self.responder(body)
+        return tags_reply(body) if text is None else text
 
     @property
     def generation_requests(self) -> int:

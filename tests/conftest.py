@@ -1,8 +1,14 @@
-"""Fixtures shared by the whole suite: an isolated request cache and the real local model server."""
+"""Fixtures shared by the whole suite: an isolated request cache, the real local model server, and a
+fault-injecting OpenAI-compatible fake server for faults a real server won't produce on demand."""
 
 from __future__ import annotations
 
 import os
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
 
 import pytest
 
@@ -54,3 +60,114 @@ def lima_rows() -> list[dict]:
 
     with open(shared_data("instructions", "lima_train_1k.jsonl")) as fh:
         return [json.loads(line) for _, line in zip(range(40), fh)]
+
+
+
+def tags_reply(body: dict[str, Any]) -> str:
+    """A valid tag list derived from the last query in the request."""
+    text = body.get("prompt") or body.get("inputs") or body["messages"][-1]["content"]
+    query = text.rsplit("Input:", 1)[-1].split("\n")[0].strip() if "messages" not in body else text
+    word = (query.split() or ["empty"])[0].lower().strip(".,!?")
+    return json.dumps([{"tag": f"topic {word}", "explanation": "derived from the first word"}])
+
+
+class FaultServer:
+    """Serves `/v1/models`, `/v1/completions`, `/v1/chat/completions` and answers from a plan.
+
+    Each request consumes the next planned action; with the plan empty it answers normally.
+    Actions: `("ok", text)`, `("status", code)`, `("sleep", seconds)` then answer normally,
+    `("drop",)` close the connection without answering, `("garbage",)` a non-JSON reply text.
+    """
+
+    def __init__(self, responder: Callable[[dict[str, Any]], str] = tags_reply, owned_by: str = "me", tgi: bool = False):
+        self.responder = responder
+        self.owned_by = owned_by
+        self.tgi = tgi
+        self.plan: list[tuple] = []
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/info" and server.tgi:
+                    self._send(200, {"model_id": "fake/tgi-model", "max_input_tokens": 4096})
+                elif self.path == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": "/models/fake.gguf", "owned_by": server.owned_by}]})
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                with server.lock:
+                    server.requests.append(body)
+                    action = server.plan.pop(0) if server.plan else ("normal",)
+                kind = action[0]
+                if kind == "status":
+                    self._send(action[1], {"error": f"injected {action[1]}"})
+                    return
+                if kind == "drop":
+                    self.close_connection = True
+                    self.connection.shutdown(2)
+                    return
+                if kind == "sleep":
+                    time.sleep(action[1])
+                text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.respond(body)
+                usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                if self.path == "/generate" or self.path == "/":
+                    prefill = [{"id": i, "text": "x", "logprob": None} for i in range(7)]
+                    self._send(200, {"generated_text": text, "details": {
+                        "finish_reason": "eos_token", "generated_tokens": 4, "seed": None, "prefill": prefill, "tokens": []}})
+                elif self.path.endswith("/chat/completions"):
+                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                                     "choices": [choice], "usage": usage})
+                else:
+                    self._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": "fake",
+                                     "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def respond(self, body: dict[str, Any]) -> str:
+        """The responder's text, or a valid tag list when it returns None."""
+        text = self.responder(body)
+        return tags_reply(body) if text is None else text
+
+    @property
+    def generation_requests(self) -> int:
+        return len(self.requests)
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fault_server():
+    servers: list[FaultServer] = []
+
+    def make(**kwargs: Any) -> FaultServer:
+        servers.append(FaultServer(**kwargs))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()

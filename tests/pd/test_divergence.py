@@ -176,3 +176,49 @@ def test_custom_scorers_plug_in_and_are_checked():
         RatingsScorer().reward_gaps(PairBatch.from_batch(_toy_pairs()[:]), "a")
     with pytest.raises(ConfigError):
         PDConfig(gamma=0.0)
+
+
+class _RowOnlyRatings(RatingsScorer):
+    """RatingsScorer without the columnar fast path: the batch-by-batch reference."""
+
+    dataset_gaps = None
+
+
+def test_columnar_ratings_path_equals_row_path(sf_path, topical_path):
+    from hf_prefsel.pd import AspectSplitConfig
+
+    for path in (sf_path, topical_path):
+        pairs = load_multiaspect_jsonl(path, AspectSplitConfig(pair_mode="all_pairs")).pairs
+        pairs = pairs.shuffle(seed=3).select(range(0, len(pairs), 2))  # an indices mapping, as after select/shuffle
+        for own in (True, False):
+            config = PDConfig(progress=False, score_own_aspect=own, batch_size=7)
+            fast = compute_pd(pairs, RatingsScorer(), config)
+            slow = compute_pd(pairs, _RowOnlyRatings(), config)
+            np.testing.assert_array_equal(fast.gaps, slow.gaps)
+            assert fast.dataset.to_list() == slow.dataset.to_list()
+            assert fast.scales == slow.scales and fast.missing == slow.missing
+    # the new columns' fingerprint depends on the inputs, so equal inputs give equal fingerprints
+    again = compute_pd(pairs, RatingsScorer(), config)
+    assert again.dataset._fingerprint == fast.dataset._fingerprint
+    other = compute_pd(pairs, RatingsScorer(), PDConfig(progress=False, score_own_aspect=False, gamma=0.5))
+    assert other.dataset._fingerprint != fast.dataset._fingerprint
+
+
+def test_missing_struct_and_null_ratings_read_as_nan():
+    ds = Dataset.from_dict(
+        {
+            "pair_id": ["p0", "p1", "p2"],
+            "prompt": ["x", "y", "z"],
+            "chosen": ["a", "b", "c"],
+            "rejected": ["d", "e", "f"],
+            "aspect": ["u", "v", "u"],
+            "chosen_ratings": [{"u": 3.0, "v": 1.0}, None, {"u": 2.0, "v": None}],
+            "rejected_ratings": [{"u": 1.0, "v": 2.0}, {"u": 1.0, "v": 1.0}, {"u": 1.0, "v": 0.0}],
+        }
+    )
+    gaps = RatingsScorer().dataset_gaps(ds, "v")
+    np.testing.assert_array_equal(gaps, [-1.0, np.nan, np.nan])
+    assert np.isnan(RatingsScorer().dataset_gaps(ds, "w")).all()
+    result = compute_pd(ds, RatingsScorer(), PDConfig(progress=False))
+    assert result.missing == {"u": 1, "v": 1}
+    assert result.dataset["reward_gaps"][1] == {"u": None, "v": None}

@@ -8,6 +8,7 @@ import sys
 
 COMMANDS = {
     "tag": ("tag", "add open intent tags to instructions (TACOS stage A)"),
+    "tacos": ("tacos", "select instruction data: open tagging + comparative scoring (TACOS)"),
 }
 
 

@@ -86,14 +86,20 @@ def llm_from_args(args: argparse.Namespace) -> Iterator[LLMConfig]:
             yield servers.config(**common, **overrides)
 
 
+def is_embedded(config: LLMConfig) -> bool:
+    """True for the embedded Gemma, in process or behind `serve_local()` servers."""
+    return config.is_local or (
+        config.server == "llama_cpp_python" and all(e.startswith("http://127.0.0.1") for e in config.endpoints)
+    )
+
+
 def describe_model(config: LLMConfig) -> str:
     """A token-free description of the model for summaries and dataset cards."""
     if config.is_local:
         return "embedded Gemma 3 270M (llama-cpp-python, in process)"
-    where = ", ".join(config.endpoints)
-    if all(e.startswith("http://127.0.0.1") for e in config.endpoints) and config.server == "llama_cpp_python":
+    if is_embedded(config):
         return f"embedded Gemma 3 270M (local llama.cpp servers: {len(config.endpoints)})"
-    return f"{config.model or 'model'} at {where} ({config.resolved_route} route)"
+    return f"{config.model or 'model'} at {', '.join(config.endpoints)} ({config.resolved_route} route)"
 
 
 def add_output_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,17 +6,23 @@ Selection" (He et al., ICME 2025, arXiv 2507.03673); released code `hexixiang/Op
 
 from .cluster import TagClusterConfig, TagClusterer, cluster_members, dedup_by_label_set
 from .normalize import NormalizationStep, TagNormalizer, TagNormalizerConfig, fpgrowth
+from .scorer import ComparativeScorer, ComparativeScorerConfig, ScoringReport, SingletonScorer
 from .select import SelectionConfig, SelectionPlan, plan_selection, select_dataset, select_indices
-from .tagger import TAGGING_PROMPT, IntentTag, OpenTagger
+from .tagger import PLAIN_TAGGING_PROMPT, TAGGING_PROMPT, IntentTag, OpenTagger
 from .vocabulary import TagVocabulary
 
 __all__ = [
+    "ComparativeScorer",
+    "ComparativeScorerConfig",
     "IntentTag",
+    "ScoringReport",
+    "SingletonScorer",
     "NormalizationStep",
     "OpenTagger",
     "SelectionConfig",
     "SelectionPlan",
     "TAGGING_PROMPT",
+    "PLAIN_TAGGING_PROMPT",
     "TagClusterConfig",
     "TagClusterer",
     "TagNormalizer",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 from typing import Any, Sequence
 
-from pydantic import BaseModel, Field, conlist
+from pydantic import BaseModel, Field, conlist, constr
 
 from ..errors import DataError
 from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result, text_field
@@ -20,36 +22,51 @@ class IntentTag(BaseModel):
 
 # The tagger's reply, InsTag's format: a JSON list of 1 to 6 {"tag", "explanation"} objects.
 IntentTags = conlist(IntentTag, min_length=1, max_length=6)
+# The cheaper form without explanations (about a quarter of the completion tokens).
+PlainTags = conlist(constr(min_length=1, max_length=64), min_length=1, max_length=6)
 
 
-# Written by us. Single-line JSON answers keep the few-shot transcript regular for base models.
-TAGGING_PROMPT = FewShotPrompt(
-    system=(
-        "You tag what a user wants from an AI assistant. For each request give 1 to 6 intent tags: short "
-        "lowercase English phrases naming the task and the subject (for example 'code debugging', 'travel "
-        "planning', 'poem writing'), each with a one-sentence explanation. Reply with JSON only."
-    ),
-    examples=(
-        (
-            "Write a Python function that checks whether a number is prime.",
-            '[{"tag": "code generation", "explanation": "asks for a new function"}, '
-            '{"tag": "python", "explanation": "the language is python"}, '
-            '{"tag": "prime numbers", "explanation": "the function tests primality"}]',
-        ),
-        (
-            "My landlord kept my deposit without a reason. What can I do?",
-            '[{"tag": "legal advice", "explanation": "asks about tenant rights"}, '
-            '{"tag": "housing", "explanation": "the problem is about renting"}, '
-            '{"tag": "dispute resolution", "explanation": "wants steps to get the money back"}]',
-        ),
-        (
-            "Summarize this paragraph in one sentence: The city council voted on Tuesday to expand the bike lane network ...",
-            '[{"tag": "summarization", "explanation": "asks for a one-sentence summary"}, '
-            '{"tag": "local news", "explanation": "the text reports a council decision"}, '
-            '{"tag": "urban transport", "explanation": "the topic is bike lanes"}]',
-        ),
-    ),
+_SYSTEM = (
+    "You tag what a user wants from an AI assistant. For each request give 1 to 6 intent tags: short "
+    "lowercase English phrases naming the task and the subject (for example 'code debugging', 'travel "
+    "planning', 'poem writing'){explain}. Reply with JSON only."
 )
+
+# Written by us: varied domains and tag counts, so a small base model learns the pattern rather than
+# copying one example's tags or always giving the same number of them.
+_EXAMPLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
+    ("Write a Python function that checks whether a number is prime.",
+     (("code generation", "asks for a new function"), ("python", "the language is python"),
+      ("prime numbers", "the function tests primality"))),
+    ("My landlord kept my deposit without a reason. What can I do?",
+     (("legal advice", "asks about tenant rights"), ("housing dispute", "a conflict over a rental deposit"))),
+    ("What is the difference between a virus and a bacterium?",
+     (("biology", "about microorganisms"), ("concept comparison", "contrasts two things"))),
+    ("Give me a 3-day itinerary for Kyoto in autumn, on a budget.",
+     (("travel planning", "wants a trip schedule"), ("japan", "the destination is Kyoto"),
+      ("budgeting", "money is limited"), ("seasonal activities", "autumn is specified"))),
+    ("Why does my SQL query return duplicate rows when I join two tables?",
+     (("sql", "the question is about a query"), ("debugging", "something behaves unexpectedly"),
+      ("database joins", "the join causes duplicates"))),
+    ("Summarize this paragraph in one sentence: The city council voted on Tuesday to expand the bike lane network ...",
+     (("summarization", "asks for a one-sentence summary"), ("local politics", "the text reports a council decision"))),
+)
+
+
+def _tagging_prompt(explanations: bool) -> FewShotPrompt:
+    def answer(tags: tuple[tuple[str, str], ...]) -> str:
+        if explanations:
+            return json.dumps([{"tag": t, "explanation": e} for t, e in tags])
+        return json.dumps([t for t, _ in tags])
+
+    return FewShotPrompt(
+        system=_SYSTEM.format(explain=", each with a one-sentence explanation" if explanations else ""),
+        examples=tuple((query, answer(tags)) for query, tags in _EXAMPLES),
+    )
+
+
+TAGGING_PROMPT = _tagging_prompt(explanations=True)
+PLAIN_TAGGING_PROMPT = _tagging_prompt(explanations=False)
 
 
 class OpenTagger(LLMMapper):
@@ -64,16 +81,17 @@ class OpenTagger(LLMMapper):
         input_column (`str`, *optional*, defaults to `"input"`): appended to the instruction when present and non-empty.
         messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, the
             user turns are tagged instead of the instruction columns.
+        explanations (`bool`, defaults to `True`): ask for an explanation per tag (InsTag's format).
+            `False` asks for bare tags, about a quarter of the completion tokens: worth it on slow local models.
         max_query_chars (`int`, defaults to 1500): longer queries are cut, to fit small context windows.
-        prompt (`FewShotPrompt`, *optional*): replaces the built-in few-shot prompt.
+        prompt (`FewShotPrompt`, *optional*): replaces the built-in few-shot prompt (its answers must
+            match `explanations`).
 
     Example:
         >>> ds = ds.map(OpenTagger(), batched=True, batch_size=16)
         >>> ds[0]["tags"]
         ['code generation', 'python', 'prime numbers']
     """
-
-    output_type = IntentTags
 
     def __init__(
         self,
@@ -82,16 +100,22 @@ class OpenTagger(LLMMapper):
         instruction_column: str = "instruction",
         input_column: str | None = "input",
         messages_column: str | None = None,
+        explanations: bool = True,
         max_query_chars: int = 1500,
-        prompt: FewShotPrompt = TAGGING_PROMPT,
+        prompt: FewShotPrompt | None = None,
         **kwargs: Any,
     ):
         super().__init__(llm, **kwargs)
         self.instruction_column = instruction_column
         self.input_column = input_column
         self.messages_column = messages_column
+        self.explanations = explanations
         self.max_query_chars = max_query_chars
-        self.prompt = prompt
+        self.prompt = prompt or (TAGGING_PROMPT if explanations else PLAIN_TAGGING_PROMPT)
+
+    @property
+    def output_type(self) -> Any:  # type: ignore[override]
+        return IntentTags if self.explanations else PlainTags
 
     def columns_needed(self) -> Sequence[str]:
         return [self.messages_column] if self.messages_column else [self.instruction_column]
@@ -119,15 +143,15 @@ class OpenTagger(LLMMapper):
     def build_messages(self, row: dict[str, Any]) -> list[Message]:
         return self.prompt.messages(self.query_text(row))
 
-    def to_columns(self, results: Sequence[Result[list[IntentTag]]]) -> dict[str, list[Any]]:
+    def to_columns(self, results: Sequence[Result[Any]]) -> dict[str, list[Any]]:
         tags, explanations, errors = [], [], []
         for result in results:
             seen: dict[str, str] = {}
-            if result.ok and result.value is not None:
-                for item in result.value:
-                    name = " ".join(item.tag.lower().split())
-                    if name and name not in seen:
-                        seen[name] = item.explanation.strip()
+            for item in result.value or ():
+                tag, why = (item.tag, item.explanation) if isinstance(item, IntentTag) else (item, "")
+                name = " ".join(tag.lower().split())
+                if name and name not in seen:
+                    seen[name] = why.strip()
             tags.append(list(seen))
             explanations.append(list(seen.values()))
             errors.append(None if seen else (result.error or "the model returned no usable tag"))

@@ -13,7 +13,7 @@ import httpx
 
 from ..errors import DependencyError, EndpointError
 from .config import LLMConfig
-from .structured import chat_response_format, completion_schema_fields
+from .structured import chat_response_format, completion_schema_fields, gbnf_grammar
 
 
 @dataclass
@@ -308,8 +308,9 @@ class LocalBackend(Backend):
         llm = self._llama()
         with _LLAMA_LOCK:
             if method == "complete":
-                if schema is not None:
-                    kwargs["grammar"] = LlamaGrammar.from_json_schema(json.dumps(schema), verbose=False)
+                grammar = gbnf_grammar(schema) if schema is not None else None
+                if grammar:
+                    kwargs["grammar"] = LlamaGrammar.from_string(grammar, verbose=False)
                 out = llm.create_completion(first, **kwargs)
                 text = out["choices"][0]["text"]
             else:

@@ -45,10 +45,22 @@ def _gbnf(schema_json: str) -> str | None:
     return json_schema_to_gbnf(schema_json)
 
 
+def _without_length_limits(node: Any) -> Any:
+    if isinstance(node, dict):
+        return {k: _without_length_limits(v) for k, v in node.items() if k not in ("maxLength", "minLength")}
+    if isinstance(node, list):
+        return [_without_length_limits(v) for v in node]
+    return node
+
+
 def gbnf_grammar(schema: dict[str, Any]) -> str | None:
-    """A GBNF grammar for `schema` (via llama-cpp-python's converter), or None if it is not installed."""
+    """A GBNF grammar for `schema` (via llama-cpp-python's converter), or None if it is not installed.
+
+    String length limits are left to validation: the converter spells `maxLength: n` as n nested
+    optional rules, which slows llama.cpp's grammar sampling for no gain in validity.
+    """
     # key order matters: the grammar fixes property order, which must match the few-shot examples
-    return _gbnf(json.dumps(schema))
+    return _gbnf(json.dumps(_without_length_limits(schema)))
 
 
 def completion_schema_fields(server: str, schema: dict[str, Any]) -> dict[str, Any]:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import add_llm_arguments, add_output_arguments, describe_model, is_embedded, llm_from_args, load_data
+from .common import add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data
+from .tag import add_explanations_argument, wants_explanations
 
 PAPER = {"title": "TACOS: Open Tagging and Comparative Scoring for Instruction Fine-Tuning Data Selection", "arxiv": "2507.03673"}
 
@@ -27,8 +28,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     method.add_argument("--swap", action="store_true", help="judge each pair in both orders and report position bias")
     method.add_argument("--passes", type=int, default=1, help="comparisons per sample")
     method.add_argument("--aggregate", choices=["mean", "bradley_terry"], default="mean")
-    method.add_argument("--explanations", choices=["auto", "yes", "no"], default="auto",
-                        help="ask the tagger for an explanation per tag (auto: not on the embedded 270M model, to save tokens)")
+    method.add_argument("--judge-max-chars", type=int, default=800,
+                        help="cut each instruction and response shown to the judge to this many characters")
+    add_explanations_argument(method)
     method.add_argument("--released-normalization", action="store_true",
                         help="only frequency filtering + rule aggregation, as the released code runs")
     method.add_argument("--seed", type=int, default=0)
@@ -58,9 +60,8 @@ def run(args: argparse.Namespace) -> int:
     ds = load_data(args.data, limit=args.limit)
     rows_in = len(ds)
     with llm_from_args(args) as llm:
-        explanations = args.explanations == "yes" or (args.explanations == "auto" and not is_embedded(llm))
         tagger = OpenTagger(llm, instruction_column=args.instruction_column, input_column=args.input_column,
-                            explanations=explanations, on_bad_row="record")
+                            explanations=wants_explanations(args, llm), on_bad_row="record")
         start = time.monotonic()
         ds = ds.map(tagger, batched=True, batch_size=args.batch_size, desc="Tagging")
         timings["tagging"] = time.monotonic() - start
@@ -80,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         scorer = ComparativeScorer(llm, ComparativeScorerConfig(
             instruction_column=args.instruction_column, input_column=args.input_column,
             response_column=args.response_column, passes=args.passes, swap=args.swap,
-            aggregate=args.aggregate, seed=args.seed,
+            aggregate=args.aggregate, seed=args.seed, max_chars=args.judge_max_chars,
         ))
         start = time.monotonic()
         ds = scorer.score(ds)

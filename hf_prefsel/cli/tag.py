@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data
+from .common import add_llm_arguments, add_output_arguments, describe_model, is_embedded, llm_from_args, load_data
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -15,11 +15,22 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--instruction-column", default="instruction")
     parser.add_argument("--input-column", default="input")
     parser.add_argument("--messages-column", default=None, help="tag the user turns of this chat column instead")
+    add_explanations_argument(parser)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--show", type=int, default=20, help="print the tags of this many rows")
     add_llm_arguments(parser)
     add_output_arguments(parser)
     return parser
+
+
+def add_explanations_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--explanations", choices=["auto", "yes", "no"], default="auto",
+                        help="ask the tagger for an explanation per tag (auto: not on the embedded 270M model, "
+                             "where explanations cost most of the tokens)")
+
+
+def wants_explanations(args: argparse.Namespace, llm) -> bool:
+    return args.explanations == "yes" or (args.explanations == "auto" and not is_embedded(llm))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     with llm_from_args(args) as llm:
         tagger = OpenTagger(
             llm, instruction_column=args.instruction_column, input_column=args.input_column,
-            messages_column=args.messages_column, on_bad_row="record",
+            messages_column=args.messages_column, explanations=wants_explanations(args, llm), on_bad_row="record",
         )
         start = time.monotonic()
         tagged = ds.map(tagger, batched=True, batch_size=args.batch_size, desc="Tagging")

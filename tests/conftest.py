@@ -27,6 +27,12 @@ def shared_data(*parts: str) -> str:
     return path
 
 
+@pytest.fixture(scope="session")
+def shared_file():
+    """`shared_file("instructions", "x.jsonl")` -> path under ../shared/data (skips locally, fails in CI, if absent)."""
+    return shared_data
+
+
 @pytest.fixture
 def cache_path(tmp_path) -> str:
     """A fresh request-cache file, so tests never see each other's replies."""

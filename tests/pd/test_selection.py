@@ -133,3 +133,6 @@ def test_partition_ranking_equals_full_sort(seed):
         for g in (None, groups):
             got = rank_select(scores, count, groups=g, seed=seed)
             np.testing.assert_array_equal(got, _reference_rank_select(scores, count, g, seed))
+        codes = np.searchsorted(["x", "y", "z"], groups)  # integer ranks of the labels: the same strata
+        np.testing.assert_array_equal(rank_select(scores, count, groups=codes, seed=seed),
+                                      rank_select(scores, count, groups=groups, seed=seed))

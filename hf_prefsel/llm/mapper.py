@@ -101,10 +101,14 @@ class LLMMapper(abc.ABC):
                     ) from exc
                 results[i] = Result(error=f"DataError: {message}")
         if prompts:
-            answered = self.client.run_structured(prompts, self.output_type, progress=self.progress, desc=type(self).__name__)
+            answered = self.answer([rows[i] for i in positions], prompts)
             for i, result in zip(positions, answered):
                 results[i] = result
         return self.to_columns(results)
+
+    def answer(self, rows: Sequence[dict[str, Any]], prompts: Sequence[list[Message]]) -> list[Result[Any]]:
+        """Ask the model; override to add rounds (e.g. a checker that revises the first answer)."""
+        return self.client.run_structured(prompts, self.output_type, progress=self.progress, desc=type(self).__name__)
 
 
 def text_field(row: dict[str, Any], column: str, *, required: bool = True) -> str:

@@ -1,0 +1,158 @@
+"""Atomic knowledge-concept tagging (TAGS stage 1), with an optional checker loop.
+
+A concept is the specific piece of knowledge a sample exercises ("binary search on sorted
+arrays", not "programming"): the knowledge tree is built from these, so vague concepts make
+a shallow, useless tree. The checker re-reads the instruction with the proposed concepts and
+returns a corrected list, for up to `check_rounds` rounds (stopping early once it agrees).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Sequence
+
+from pydantic import conlist, constr
+
+from ..errors import DataError
+from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result, text_field
+from ..llm.prompt import Message
+
+# The tagger's and the checker's reply: 1 to 8 concept names.
+Concepts = conlist(constr(min_length=2, max_length=80), min_length=1, max_length=8)
+
+_EXAMPLES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Write a function that finds an element in a sorted list in O(log n) time.",
+     ("binary search", "sorted arrays", "logarithmic time complexity")),
+    ("Why do leaves change colour in autumn?",
+     ("chlorophyll breakdown", "carotenoid pigments", "plant response to shorter days")),
+    ("Translate 'good morning' into Spanish and French.",
+     ("spanish greetings", "french greetings", "translation of set phrases")),
+    ("How should I invest $10,000 if I want low risk?",
+     ("risk tolerance", "bond funds", "portfolio diversification", "index funds")),
+    ("Prove that the square root of 2 is irrational.",
+     ("proof by contradiction", "irrational numbers", "parity of integers")),
+)
+
+# Written by us.
+CONCEPT_PROMPT = FewShotPrompt(
+    system=(
+        "List the atomic knowledge concepts a good answer to the request needs: specific, self-contained "
+        "pieces of knowledge or skill (for example 'binary search on sorted arrays', not 'programming'). "
+        "Give 1 to 8 short lowercase English phrases as a JSON list."
+    ),
+    examples=tuple((query, json.dumps(list(concepts))) for query, concepts in _EXAMPLES),
+)
+
+CHECKER_PROMPT = FewShotPrompt(
+    system=(
+        "You check knowledge-concept tags. Given a request and proposed concepts, return the corrected list: "
+        "drop vague or wrong concepts, make broad ones specific, split compound ones, add what is missing. "
+        "Return the list unchanged if it is already right. Reply with a JSON list."
+    ),
+    examples=(
+        ("Request: Write a function that finds an element in a sorted list in O(log n) time.\n"
+         'Proposed: ["programming", "binary search", "lists"]',
+         '["binary search", "sorted arrays", "logarithmic time complexity"]'),
+        ("Request: Why do leaves change colour in autumn?\n"
+         'Proposed: ["chlorophyll breakdown", "carotenoid pigments", "plant response to shorter days"]',
+         '["chlorophyll breakdown", "carotenoid pigments", "plant response to shorter days"]'),
+        ("Request: Prove that the square root of 2 is irrational.\n"
+         'Proposed: ["math", "square roots and proofs"]',
+         '["proof by contradiction", "irrational numbers", "parity of integers"]'),
+    ),
+)
+
+
+class ConceptTagger(LLMMapper):
+    """Extract atomic knowledge concepts per sample, as a `Dataset.map(batched=True)` callable.
+
+    Adds `concepts` (`list[str]`, lowercased, de-duplicated), `concepts_error` (`None` or why the
+    row has none) and `concept_rounds` (checker rounds that changed the list).
+
+    Args:
+        llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma.
+        instruction_column (`str`, defaults to `"instruction"`), input_column (`str`, *optional*, defaults to `"input"`).
+        check_rounds (`int`, defaults to 0): checker rounds after the first extraction (the paper's
+            tagger/checker loop); each round costs one call per row still changing.
+        max_query_chars (`int`, defaults to 1500).
+
+    Example:
+        >>> ds = ds.map(ConceptTagger(check_rounds=1), batched=True)
+    """
+
+    output_type = Concepts
+
+    def __init__(
+        self,
+        llm: LLMConfig | None = None,
+        *,
+        instruction_column: str = "instruction",
+        input_column: str | None = "input",
+        check_rounds: int = 0,
+        max_query_chars: int = 1500,
+        prompt: FewShotPrompt = CONCEPT_PROMPT,
+        checker_prompt: FewShotPrompt = CHECKER_PROMPT,
+        **kwargs: Any,
+    ):
+        super().__init__(llm, **kwargs)
+        if check_rounds < 0:
+            raise DataError(f"check_rounds must be >= 0, got {check_rounds}.")
+        self.instruction_column = instruction_column
+        self.input_column = input_column
+        self.check_rounds = check_rounds
+        self.max_query_chars = max_query_chars
+        self.prompt = prompt
+        self.checker_prompt = checker_prompt
+
+    def columns_needed(self) -> Sequence[str]:
+        return [self.instruction_column]
+
+    def query_text(self, row: dict[str, Any]) -> str:
+        text = text_field(row, self.instruction_column)
+        if self.input_column and self.input_column in row:
+            extra = text_field(row, self.input_column, required=False)
+            if extra.strip():
+                text = f"{text}\n{extra}"
+        return " ".join(text.split())[: self.max_query_chars]
+
+    def build_messages(self, row: dict[str, Any]) -> list[Message]:
+        return self.prompt.messages(self.query_text(row))
+
+    def answer(self, rows: Sequence[dict[str, Any]], prompts: Sequence[list[Message]]) -> list[Result[Any]]:
+        results = list(super().answer(rows, prompts))
+        rounds = [0] * len(results)
+        todo = [i for i, r in enumerate(results) if r.ok]
+        for _ in range(self.check_rounds):
+            if not todo:
+                break
+            checks = self.client.run_structured(
+                [self.checker_prompt.messages(f"Request: {self.query_text(rows[i])}\nProposed: {json.dumps(_clean(results[i].value))}")
+                 for i in todo],
+                Concepts, progress=self.progress, desc="Checking concepts",
+            )
+            changed = []
+            for i, check in zip(todo, checks):
+                if check.ok and _clean(check.value) != _clean(results[i].value):
+                    results[i] = check
+                    rounds[i] += 1
+                    changed.append(i)
+            todo = changed  # a list the checker accepted as it is needs no further round
+        # remembered per result object, so rows skipped as bad input cannot shift the alignment
+        self._rounds = {id(result): n for result, n in zip(results, rounds)}
+        return results
+
+    def to_columns(self, results: Sequence[Result[Any]]) -> dict[str, list[Any]]:
+        by_result = getattr(self, "_rounds", {})
+        rounds = [by_result.get(id(r), 0) for r in results]
+        concepts = [_clean(r.value) if r.ok else [] for r in results]
+        errors = [None if c else (r.error or "the model returned no usable concept") for r, c in zip(results, concepts)]
+        return {"concepts": concepts, "concepts_error": errors, "concept_rounds": rounds}
+
+
+def _clean(values: Sequence[str] | None) -> list[str]:
+    seen: dict[str, None] = {}
+    for value in values or ():
+        name = " ".join(value.lower().split())
+        if name:
+            seen.setdefault(name)
+    return list(seen)

@@ -1,0 +1,48 @@
+"""ConceptTagger: extraction, checker rounds, failures, against a fake endpoint."""
+
+from __future__ import annotations
+
+import json
+
+import datasets
+
+from hf_prefsel.llm import LLMConfig
+from hf_prefsel.tags.concepts import ConceptTagger
+
+
+def _responder(body):
+    prompt = body["prompt"]
+    last = prompt.rsplit("Input: ", 1)[-1]
+    if last.startswith("Request:"):  # checker: make "math" specific, keep the rest
+        proposed = json.loads(last.split("Proposed: ", 1)[1].split("\n")[0])
+        return json.dumps(["irrational numbers" if c == "math" else c for c in proposed])
+    if "sqrt" in last:
+        return '["math", "Proof by contradiction", "math"]'
+    if "broken" in last:
+        return "no idea"
+    return '["binary search"]'
+
+
+def _tagger(server, cache_path, **kw):
+    return ConceptTagger(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path), **kw)
+
+
+def test_extracts_and_cleans(fault_server, cache_path):
+    server = fault_server(responder=_responder)
+    ds = datasets.Dataset.from_dict({"instruction": ["Find x in a sorted list", "Show sqrt 2 is irrational"]})
+    out = ds.map(_tagger(server, cache_path), batched=True)
+    assert out["concepts"] == [["binary search"], ["math", "proof by contradiction"]]
+    assert out["concept_rounds"] == [0, 0]
+
+
+def test_checker_rounds_revise_until_stable(fault_server, cache_path):
+    server = fault_server(responder=_responder)
+    ds = datasets.Dataset.from_dict({"instruction": ["Find x in a sorted list", "Show sqrt 2 is irrational", "broken row"]})
+    tagger = _tagger(server, cache_path, check_rounds=3)
+    out = ds.map(tagger, batched=True)
+    assert out["concepts"][1] == ["irrational numbers", "proof by contradiction"]
+    assert out["concept_rounds"] == [0, 1, 0]
+    assert out["concepts"][2] == [] and "StructuredOutputError" in out["concepts_error"][2]
+    # round 1 checks the two good rows; round 2 re-checks only the changed one, accepts it, and the loop ends
+    checker_calls = sum(1 for r in server.requests if r["prompt"].rsplit("Input: ", 1)[-1].startswith("Request:"))
+    assert checker_calls == 3

@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "tag": ("tag", "add open intent tags to instructions (TACOS stage A)"),
     "tacos": ("tacos", "select instruction data: open tagging + comparative scoring (TACOS)"),
+    "pd": ("pd", "select preference pairs by preference divergence (PD)"),
 }
 
 

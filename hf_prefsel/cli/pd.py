@@ -360,18 +360,28 @@ def write_output(kept: Any, args: argparse.Namespace, summary: dict, kind: str, 
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[None]:
-    """Turn the `datasets` progress bars (used by our adapters and scorers too) off for the run, then restore."""
+def _progress(enabled: bool, with_models: bool) -> Iterator[None]:
+    """Turn the `datasets` progress bars (used by our adapters and scorers too) and, when models are loaded, the
+    `transformers` ones off for the run, then restore them."""
     from datasets.utils import disable_progress_bars, enable_progress_bars, is_progress_bar_enabled
 
-    before = is_progress_bar_enabled()
+    switches = [(is_progress_bar_enabled, disable_progress_bars, enable_progress_bars)]
+    if with_models:  # importing transformers costs a second; the ratings path never needs it
+        from transformers.utils import logging as hf_logging
+
+        switches.append((hf_logging.is_progress_bar_enabled, hf_logging.disable_progress_bar,
+                         hf_logging.enable_progress_bar))
+    restore = []
     if not enabled:
-        disable_progress_bars()
+        for is_enabled, disable, enable in switches:
+            if is_enabled():
+                disable()
+                restore.append(enable)
     try:
         yield
     finally:
-        if before and not enabled:
-            enable_progress_bars()
+        for enable in restore:
+            enable()
 
 
 def run(args: argparse.Namespace) -> int:
@@ -379,7 +389,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         kind, models = resolve_scorer(args)
-        with _progress(not args.no_progress):
+        with _progress(not args.no_progress, with_models=kind != "ratings"):
             from ..pd import PDConfig, compute_pd, select_by_pd
 
             pairs = load_pairs(args)

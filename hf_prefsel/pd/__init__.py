@@ -13,7 +13,9 @@ Pipeline (each stage returns a `datasets.Dataset` or a small result object):
    reward models), `train_proxy_reward_models` (TRL `RewardTrainer`, length de-biased), or any `AspectScorer`.
 3. `compute_pd` → columns `pd`, `reward_gaps`, `reward_margin`.
 4. selectors: `select_by_pd`, `select_random`, `select_most_positive_pd`, `select_by_reward_margin`.
-5. `PDSelectionCallback` → a TRL trainer trains only on the selection.
+5. `PDSelectionCallback` → a TRL trainer trains only on the selection (example: `USAGE.md` next to this file).
+
+Command line: `dataset_scripts/pd_select.py` (`hf_prefsel.cli.pd`), e.g. `--data FILE --ratio 0.3 --from-ratings`.
 
 Example:
 
@@ -62,6 +64,10 @@ Choices we made where the paper is silent or ambiguous:
 * **Proxy RM text format**: `prompt + "\\n\\n" + response + eos`, plain text, identical in training and scoring;
   scores of the length-debiased head are used directly as Δr̂ (the paper's exact Eq. 17 was not available).
   bf16 is switched off on CPU-only machines (TRL defaults to it).
+* **Scale**: scorers whose gaps are already in the data (`RatingsScorer`, i.e. ratings or precomputed reward
+  scores in `chosen_ratings`/`rejected_ratings`) are read column-wise through Arrow (`dataset_gaps`), the new
+  columns are appended as Arrow arrays with a fingerprint hashed from the gap matrix, and selection uses a partition
+  instead of a full sort (same ranking rule, ties included). `benchmarks/pd_scale.py` times 1M pairs × 5 aspects.
 * **Callback**: the sampler installed by `attach` decides which rows the trainer sees; with a budget schedule each
   epoch trains on the top-ranked rows of its budget (nested subsets), rounded up to whole optimizer steps, and the
   trainer plans steps for the largest epoch.

@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
 
 from datasets import Dataset
+from datasets.utils.tqdm import tqdm
 
 from ..errors import ConfigError, DataError, MissingColumnError
 from .schema import BadRowReport, PairSet, rows_to_pairs
@@ -287,13 +288,25 @@ def _build_pairs(
 
 
 def _iter_rows(data: Dataset | Iterable[Mapping]) -> Iterator[Mapping]:
-    if isinstance(data, Dataset):
-        yield from data
-    else:
-        for row in data:
-            if not isinstance(row, Mapping):
-                raise DataError(f"Expected dict rows, got {type(row).__name__}. Pass a `datasets.Dataset` or dicts.")
-            yield row
+    """Rows of `data` with a progress bar (Hub-sized inputs take minutes; `datasets.disable_progress_bars()`
+    hides it, as it hides the `datasets` bars)."""
+    total = len(data) if hasattr(data, "__len__") else None
+    bar = tqdm(total=total, desc="Building pairs", unit="row", mininterval=0.5)
+    try:
+        if isinstance(data, Dataset):
+            for row in data:
+                bar.update(1)
+                yield row
+        else:
+            for row in data:
+                if not isinstance(row, Mapping):
+                    raise DataError(
+                        f"Expected dict rows, got {type(row).__name__}. Pass a `datasets.Dataset` or dicts."
+                    )
+                bar.update(1)
+                yield row
+    finally:
+        bar.close()
 
 
 def _require_columns(data: Dataset | Iterable[Mapping], columns: Sequence[str]) -> None:
@@ -401,20 +414,28 @@ def read_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[d
         else:
             raise DataError(f"No such file or directory: {path!r}. Pass a JSONL file or a folder of them.")
     rows: list[dict] = []
-    for file in files:
-        with open(file, encoding="utf-8") as fh:
-            for line_no, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as err:
-                    raise DataError(f"{file}:{line_no} is not valid JSON ({err}). Fix or remove that line.") from err
+    total = sum(os.path.getsize(f) for f in files)
+    with tqdm(total=total, desc="Reading JSONL", unit="B", unit_scale=True, mininterval=0.5) as bar:
+        for file in files:
+            with open(file, encoding="utf-8") as fh:
+                for line_no, line in enumerate(fh, 1):
+                    bar.update(len(line.encode("utf-8")))
+                    if not line.strip():
+                        continue
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise DataError(
+                            f"{file}:{line_no} is not valid JSON ({err}). Fix or remove that line."
+                        ) from err
     return rows
 
 
 def load_multiaspect_jsonl(
-    paths: str | os.PathLike | Sequence[str | os.PathLike], config: AspectSplitConfig | None = None
+    paths: str | os.PathLike | Sequence[str | os.PathLike],
+    config: AspectSplitConfig | None = None,
+    *,
+    limit: int | None = None,
 ) -> PairSet:
     """Pairs from our `preference_multiaspect/*.jsonl` files (`{id, prompt, responses, source, meta}` rows).
 
@@ -427,11 +448,15 @@ def load_multiaspect_jsonl(
             Files, or a folder of `*.jsonl` files.
         config (`AspectSplitConfig`, *optional*):
             The D_k split rule.
+        limit (`int`, *optional*):
+            Use only the first `limit` rows (files in the given order), for a quick try on large data.
 
     Returns:
         `PairSet`: pairs of all files together (one rating struct with the union of the files' rating keys).
     """
     rows = read_jsonl(paths)
+    if limit is not None:
+        rows = rows[: max(int(limit), 0)]
     has_prefs = any(isinstance(_dig(r, "meta.pairwise_preferences"), list) for r in rows)
     return from_multi_response(rows, config=config, preferences_key="meta.pairwise_preferences" if has_prefs else None)
 

@@ -13,15 +13,17 @@ PD < 0: the other aspects agree with the label (consensus); PD > 0: they disagre
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from typing import Mapping, Sequence
 
 import numpy as np
-from datasets import Dataset, Value
-from tqdm.auto import tqdm
+import pyarrow as pa
+from datasets import Dataset
+from datasets.utils.tqdm import tqdm
 
 from ..errors import ConfigError, DataError
-from .schema import check_pairs
+from .schema import check_pairs, distinct_strings, float_column, label_codes, struct_field_floats
 from .scorers import AspectScorer, PairBatch
 
 logger = logging.getLogger(__name__)
@@ -104,23 +106,27 @@ def preference_divergence(
     if own.shape != (n,):
         raise DataError(f"own_aspect must have shape ({n},), got {own.shape}.")
     w = np.ones(k) if weights is None else np.asarray(weights, dtype=np.float64)
+    if w.shape != (k,):
+        raise DataError(f"weights must have shape ({k},), got {w.shape}.")
     scales = np.full(k, np.nan)
-    scaled = np.zeros((n, k))
+    columns = np.ascontiguousarray(gaps.T)  # one contiguous row per aspect: the per-aspect passes stay cache-friendly
+    scaled_t = np.zeros((k, n))
     for j in range(k):
-        column = gaps[:, j]
-        external = (own != j) & np.isfinite(column)
+        column = columns[j]
+        finite = np.isfinite(column)
+        mine = own == j
+        external = finite & ~mine
         if external.any():
             scales[j] = np.quantile(np.abs(column[external]), gamma, method=quantile_method)
         q = scales[j]
-        finite = np.isfinite(column)
         if np.isnan(q):
             continue
-        if q > 0:
-            scaled[finite, j] = np.clip(column[finite] / q, -1.0, 1.0)
-        else:
-            scaled[finite, j] = np.sign(column[finite])
-        scaled[own == j, j] = 0.0
-    pd = -(scaled * w).sum(axis=1) + 0.0  # + 0.0 turns -0.0 into 0.0
+        with np.errstate(invalid="ignore"):
+            values = np.clip(column / q, -1.0, 1.0) if q > 0 else np.sign(column)
+        values[~finite | mine] = 0.0
+        scaled_t[j] = values
+    pd = -(w @ scaled_t) + 0.0  # + 0.0 turns -0.0 into 0.0
+    scaled = scaled_t.T
     return pd, scaled, scales
 
 
@@ -153,13 +159,18 @@ class PDResult:
 def score_gaps(
     pairs: Dataset, scorer: AspectScorer, aspects: Sequence[str], config: PDConfig | None = None
 ) -> np.ndarray:
-    """Raw gap matrix `(len(pairs), len(aspects))` from a scorer; pairs the config skips stay `NaN`."""
+    """Raw gap matrix `(len(pairs), len(aspects))` from a scorer; pairs the config skips stay `NaN`.
+
+    Uses the scorer's columnar `dataset_gaps` when it has one (ratings, precomputed scores), else batches of
+    `PairBatch` through `reward_gaps` (reward models).
+    """
     config = config or PDConfig()
     n = len(pairs)
-    own_labels = np.asarray(pairs["aspect"], dtype=object)
+    own = label_codes(pairs, "aspect", aspects)
     gaps = np.full((n, len(aspects)), np.nan)
-    needed = {a: np.arange(n) if config.score_own_aspect else np.flatnonzero(own_labels != a) for a in aspects}
+    needed = {a: np.arange(n) if config.score_own_aspect else np.flatnonzero(own != j) for j, a in enumerate(aspects)}
     total = sum(len(idx) for idx in needed.values())
+    columnar = getattr(scorer, "dataset_gaps", None)
     wanted = [c for c in ("pair_id", "prompt", "chosen", "rejected", "aspect", "chosen_ratings", "rejected_ratings")
               if c in pairs.column_names]
     view = pairs.select_columns(wanted)
@@ -167,6 +178,17 @@ def score_gaps(
     try:
         for j, aspect in enumerate(aspects):
             rows = needed[aspect]
+            whole = columnar(pairs, aspect) if callable(columnar) else None
+            if whole is not None:
+                whole = np.asarray(whole, dtype=np.float64)
+                if whole.shape != (n,):
+                    raise DataError(
+                        f"{type(scorer).__name__}.dataset_gaps returned shape {whole.shape} for {n} pairs; "
+                        "it must return one gap per pair."
+                    )
+                gaps[rows, j] = whole[rows]
+                bar.update(len(rows))
+                continue
             for start in range(0, len(rows), config.batch_size):
                 chunk = rows[start : start + config.batch_size]
                 batch = PairBatch.from_batch(view[chunk.tolist()])
@@ -181,6 +203,33 @@ def score_gaps(
     finally:
         bar.close()
     return gaps
+
+
+def _masked(values: np.ndarray, arrow_type: pa.DataType) -> pa.Array:
+    """Arrow array with nulls where `values` is not finite (NaN gaps are "unknown", stored as `None`)."""
+    finite = np.isfinite(values)
+    return pa.array(np.where(finite, values, 0.0), type=arrow_type, mask=~finite)
+
+
+def _add_columns(ds: Dataset, columns: dict[str, pa.Array], salt: bytes) -> Dataset:
+    """Append Arrow columns with an explicit fingerprint.
+
+    `Dataset.add_column` otherwise fingerprints by pickling the whole column (seconds per million rows); here the
+    fingerprint is a hash of the input's fingerprint and `salt` (the gap matrix and settings), so equal inputs still
+    give equal fingerprints.
+    """
+    for name in columns:
+        if name in ds.column_names:
+            ds = ds.remove_columns(name)
+    base = getattr(ds, "_fingerprint", "") or ""
+    salt_digest = hashlib.blake2b(salt, digest_size=16).digest()
+    for name, column in columns.items():
+        digest = hashlib.blake2b(digest_size=16)
+        for part in (base.encode(), name.encode(), salt_digest):
+            digest.update(part)
+        ds = ds.add_column(name, column, new_fingerprint=digest.hexdigest())
+        base = ds._fingerprint
+    return ds
 
 
 def compute_pd(pairs: Dataset, scorer: AspectScorer, config: PDConfig | None = None) -> PDResult:
@@ -209,8 +258,9 @@ def compute_pd(pairs: Dataset, scorer: AspectScorer, config: PDConfig | None = N
     check_pairs(pairs)
     if len(pairs) == 0:
         raise DataError("No pairs to score. Check the adapter's bad-row report: every input row was skipped.")
-    labels = list(pairs["aspect"])
-    aspects = list(config.aspects) if config.aspects is not None else sorted(set(labels))
+    aspects = list(config.aspects) if config.aspects is not None else distinct_strings(pairs, "aspect")
+    if not aspects:
+        raise ConfigError("PDConfig.aspects is empty; name at least one aspect, or leave it None to use the labels.")
     scorer_aspects = getattr(scorer, "aspects", None)
     if scorer_aspects is not None:
         unknown = [a for a in aspects if a not in set(scorer_aspects)]
@@ -219,8 +269,7 @@ def compute_pd(pairs: Dataset, scorer: AspectScorer, config: PDConfig | None = N
                 f"The scorer cannot score aspects {unknown} (it has {list(scorer_aspects)}). Train/provide a scorer "
                 "for them, or pass `PDConfig(aspects=...)` with the scored aspects only."
             )
-    index = {a: j for j, a in enumerate(aspects)}
-    own = np.array([index.get(a, -1) for a in labels], dtype=np.int64)
+    own = label_codes(pairs, "aspect", aspects)
     weights = None
     if config.weights is not None:
         weights = np.array([float(config.weights.get(a, 1.0)) for a in aspects])
@@ -229,35 +278,32 @@ def compute_pd(pairs: Dataset, scorer: AspectScorer, config: PDConfig | None = N
     pd, scaled, scales = preference_divergence(
         gaps, own, gamma=config.gamma, weights=weights, quantile_method=config.quantile_method
     )
+    rows_all = np.arange(len(own))
     other = np.ones_like(gaps, dtype=bool)
-    other[np.arange(len(own))[own >= 0], own[own >= 0]] = False
+    other[rows_all[own >= 0], own[own >= 0]] = False
     have = np.isfinite(gaps) & other
     missing = {a: int((other[:, j] & ~np.isfinite(gaps[:, j])).sum()) for j, a in enumerate(aspects)}
     for a, count in missing.items():
         if count:
             logger.warning("PD: %d pairs have no %r gap (missing rating or score); it adds 0 for them.", count, a)
 
-    gap_rows = [
-        {a: (None if not np.isfinite(gaps[i, j]) else float(gaps[i, j])) for j, a in enumerate(aspects)}
-        for i in range(len(labels))
-    ]
-    out = pairs
-    for column in ("pd", "pd_num_aspects", "reward_gaps", "reward_margin"):
-        if column in out.column_names:
-            out = out.remove_columns(column)
-    out = out.add_column("pd", pd.tolist(), feature=Value("float64"))
-    out = out.add_column("pd_num_aspects", have.sum(axis=1).astype(int).tolist(), feature=Value("int32"))
-    out = out.add_column("reward_gaps", gap_rows)
+    columns: dict[str, pa.Array] = {
+        "pd": pa.array(pd, type=pa.float64()),
+        "pd_num_aspects": pa.array(have.sum(axis=1).astype(np.int32), type=pa.int32()),
+        "reward_gaps": pa.StructArray.from_arrays(
+            [_masked(gaps[:, j], pa.float64()) for j in range(len(aspects))], names=list(aspects)
+        ),
+    }
     if config.score_own_aspect:
-        margin = np.full(len(labels), np.nan)
-        rows = np.flatnonzero(own >= 0)
+        margin = np.full(len(pairs), np.nan)
+        rows = rows_all[own >= 0]
         q = scales[own[rows]]
         raw = gaps[rows, own[rows]]
         with np.errstate(divide="ignore", invalid="ignore"):
             margin[rows] = np.where(q > 0, raw / q, np.sign(raw))
-        out = out.add_column(
-            "reward_margin", [None if not np.isfinite(m) else float(m) for m in margin], feature=Value("float64")
-        )
+        columns["reward_margin"] = _masked(margin, pa.float64())
+    salt = repr((aspects, config.gamma, config.weights, config.quantile_method, type(scorer).__name__)).encode()
+    out = _add_columns(pairs, columns, salt + gaps.tobytes())
     return PDResult(
         dataset=out,
         aspects=aspects,
@@ -269,7 +315,7 @@ def compute_pd(pairs: Dataset, scorer: AspectScorer, config: PDConfig | None = N
 
 def conflict_rate(ds: Dataset | np.ndarray | Sequence[float], pd_column: str = PD_COLUMN) -> float:
     """Share of pairs with PD > 0, i.e. whose other aspects on balance prefer the rejected response."""
-    values = np.asarray(ds[pd_column] if isinstance(ds, Dataset) else ds, dtype=np.float64)
+    values = float_column(ds, pd_column) if isinstance(ds, Dataset) else np.asarray(ds, dtype=np.float64)
     return float((values > 0).mean()) if len(values) else float("nan")
 
 
@@ -284,13 +330,15 @@ def reference_conflict_rate(
     Returns:
         `(rate, pairs counted)`; the rate is `NaN` when no pair has the reference rating.
     """
-    if "chosen_ratings" not in ds.column_names:
+    if "chosen_ratings" not in ds.column_names or "rejected_ratings" not in ds.column_names:
         return float("nan"), 0
     feature = ds.features["chosen_ratings"]
     if not isinstance(feature, dict) or reference not in feature:
         return float("nan"), 0
-    chosen = np.array([r.get(reference) if r else None for r in ds["chosen_ratings"]], dtype=np.float64)
-    rejected = np.array([r.get(reference) if r else None for r in ds["rejected_ratings"]], dtype=np.float64)
+    chosen = struct_field_floats(ds, "chosen_ratings", reference)
+    rejected = struct_field_floats(ds, "rejected_ratings", reference)
+    if chosen is None or rejected is None:
+        return float("nan"), 0
     both = np.isfinite(chosen) & np.isfinite(rejected)
     if not both.any():
         return float("nan"), 0
@@ -306,7 +354,7 @@ def pd_quantiles(
     qs: Sequence[float] = (0.0, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0),
 ) -> dict[str, float]:
     """Quantiles of PD, as `{"q0.00": ..., "q0.50": ...}`."""
-    values = np.asarray(ds[pd_column] if isinstance(ds, Dataset) else ds, dtype=np.float64)
+    values = float_column(ds, pd_column) if isinstance(ds, Dataset) else np.asarray(ds, dtype=np.float64)
     if not len(values):
         return {}
     return {f"q{q:.2f}": float(np.quantile(values, q)) for q in qs}

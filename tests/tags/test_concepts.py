@@ -46,3 +46,23 @@ def test_checker_rounds_revise_until_stable(fault_server, cache_path):
     # round 1 checks the two good rows; round 2 re-checks only the changed one, accepts it, and the loop ends
     checker_calls = sum(1 for r in server.requests if r["prompt"].rsplit("Input: ", 1)[-1].startswith("Request:"))
     assert checker_calls == 3
+
+
+def test_llm_namer_names_parents_and_falls_back(fault_server, cache_path):
+    from hf_prefsel.tags import KnowledgeTree, KnowledgeTreeConfig, LLMNamer
+
+    def responder(body):
+        members = json.loads(body["prompt"].rsplit("Input: ", 1)[-1].split("\n")[0])
+        if "unnameable" in members:
+            return "???"
+        return json.dumps({"name": f"area of {members[0]}"})
+
+    server = fault_server(responder=responder)
+    namer = LLMNamer(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path, repair_attempts=0))
+    assert namer([["binary search", "hash tables"], ["unnameable", "x"]]) == ["area of binary search", "unnameable"]
+    assert namer.failures == 1
+    concepts = ["binary search", "merge sort", "hash tables", "photosynthesis", "plant hormones", "chlorophyll",
+                "index funds", "bond funds", "stock market"]
+    tree = KnowledgeTree.build(concepts, KnowledgeTreeConfig(ratio=0.34, max_root_children=3), namer=namer)
+    internal = [tree.names[i] for i in range(tree.n_nodes) if len(tree.children(i))]
+    assert any(name.startswith("area of ") for name in internal)

@@ -9,6 +9,7 @@ import sys
 COMMANDS = {
     "tag": ("tag", "add open intent tags to instructions (TACOS stage A)"),
     "tacos": ("tacos", "select instruction data: open tagging + comparative scoring (TACOS)"),
+    "tags": ("tags", "select instruction data: knowledge concepts, tree, information gain (TAGS)"),
     "pd": ("pd", "select preference pairs by preference divergence (PD)"),
 }
 

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         start = time.monotonic()
         ds = ds.map(tagger, batched=True, batch_size=args.batch_size, desc="Tagging")
         timings["tagging"] = time.monotonic() - start
-        tag_failures = sum(e is not None for e in ds["tags_error"])
+        tag_failures = sum(bool(e) for e in ds["tags_error"])
 
         start = time.monotonic()
         norm_config = TagNormalizerConfig.released_code() if args.released_normalization else TagNormalizerConfig()

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     for row in tagged.select(range(min(args.show, len(tagged)))):
         text = " ".join(str(row.get(args.instruction_column) or "").split())[:70]
         print(f"{text:<72} -> {row['tags'] or row['tags_error']}")
-    failed = sum(e is not None for e in tagged["tags_error"])
+    failed = sum(bool(e) for e in tagged["tags_error"])
     print(f"\nrows: {len(tagged)}  tagged: {len(tagged) - failed}  failed: {failed}  time: {elapsed:.1f}s  model: {model}")
     print(f"usage: {usage}")
     provenance = Provenance(

@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     random_pick = rng.choice(len(pool), size=len(selected), replace=False)
     random_info = tree_information(tree, pool["concept_leaves"], subset=random_pick)
 
-    failures = sum(e is not None for e in pool["concepts_error"])
+    failures = sum(bool(e) for e in pool["concepts_error"])
     print(f"\nknowledge tree: {tree.n_leaves} leaves, {tree.n_nodes} nodes, depth {tree.depth}; levels {tree.level_sizes()}")
     for name, leaves, children in tree.top_branches(5, 4):
         print(f"  {name} ({leaves} leaves): {', '.join(children)}")

@@ -46,7 +46,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--prompt-max-tokens", type=int, default=200)
     parser.add_argument("--response-max-tokens", type=int, default=160)
     parser.add_argument("--judge-max-tokens", type=int, default=120)
-    parser.add_argument("--no-rationale", action="store_true", help="the judge gives scores only (faster)")
+    parser.add_argument("--rationale", action="store_true",
+                        help="the judge also writes a one-sentence rationale (about doubles judging tokens)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of prompt generation")
     parser.add_argument("--judge-endpoint", action="append", default=[], metavar="URL",
                         help="a separate judge model's endpoint (repeat for replicas); default: the generator")
@@ -85,7 +86,7 @@ def _configs(args: argparse.Namespace, llm):
         prompts=PromptGenerationConfig(max_rounds=args.max_rounds, seed=args.seed, max_tokens=args.prompt_max_tokens, axes=axes),
         responses=ResponseGenerationConfig(n_responses=args.responses, temperatures=tuple(args.temperatures),
                                            candidates=candidates, max_tokens=args.response_max_tokens),
-        judge=JudgeConfig(overall=args.overall, rationale=not args.no_rationale, max_tokens=args.judge_max_tokens),
+        judge=JudgeConfig(overall=args.overall, rationale=args.rationale, max_tokens=args.judge_max_tokens),
         pairs=PairConfig(margin=args.margin, sft_min_score=args.sft_min_score, format=args.format),
     )
 

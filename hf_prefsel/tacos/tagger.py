@@ -73,7 +73,9 @@ class OpenTagger(LLMMapper):
     """Tag each instruction with open-domain intent tags (TACOS stage A, after InsTag).
 
     Adds `tags` (`list[str]`, lowercased, de-duplicated in order), `tag_explanations`
-    (`list[str]`) and `tags_error` (`None`, or why the row has no tags).
+    (`list[str]`) and `tags_error` (`""`, or why the row has no tags; an empty string rather than
+    `None` because `datasets` fixes a column's type from the first batch, and an all-`None` first batch
+    would make later error messages unwritable).
 
     Args:
         llm (`LLMConfig`, *optional*): the tagging model; defaults to the embedded Gemma.
@@ -154,5 +156,5 @@ class OpenTagger(LLMMapper):
                     seen[name] = why.strip()
             tags.append(list(seen))
             explanations.append(list(seen.values()))
-            errors.append(None if seen else (result.error or "the model returned no usable tag"))
+            errors.append("" if seen else (result.error or "the model returned no usable tag"))
         return {"tags": tags, "tag_explanations": explanations, "tags_error": errors}

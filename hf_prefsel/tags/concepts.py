@@ -66,8 +66,8 @@ CHECKER_PROMPT = FewShotPrompt(
 class ConceptTagger(LLMMapper):
     """Extract atomic knowledge concepts per sample, as a `Dataset.map(batched=True)` callable.
 
-    Adds `concepts` (`list[str]`, lowercased, de-duplicated), `concepts_error` (`None` or why the
-    row has none) and `concept_rounds` (checker rounds that changed the list).
+    Adds `concepts` (`list[str]`, lowercased, de-duplicated), `concepts_error` (`""` or why the
+    row has none; a string even when empty, see `OpenTagger`) and `concept_rounds` (checker rounds that changed the list).
 
     Args:
         llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma.
@@ -145,7 +145,7 @@ class ConceptTagger(LLMMapper):
         by_result = getattr(self, "_rounds", {})
         rounds = [by_result.get(id(r), 0) for r in results]
         concepts = [_clean(r.value) if r.ok else [] for r in results]
-        errors = [None if c else (r.error or "the model returned no usable concept") for r, c in zip(results, concepts)]
+        errors = ["" if c else (r.error or "the model returned no usable concept") for r, c in zip(results, concepts)]
         return {"concepts": concepts, "concepts_error": errors, "concept_rounds": rounds}
 
 

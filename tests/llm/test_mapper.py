@@ -34,7 +34,7 @@ def test_map_adds_columns(fault_server, cache_path, jsonl_dataset):
     assert out.column_names[-3:] == ["tags", "tag_explanations", "tags_error"]
     first_word = jsonl_dataset[0]["instruction"].split()[0].lower().strip(".,!?")
     assert out[0]["tags"] == [f"topic {first_word}"]
-    assert all(e is None for e in out["tags_error"])
+    assert all(e == "" for e in out["tags_error"])
     assert tagger.usage.calls == 12
 
 
@@ -90,7 +90,7 @@ def test_failed_rows_are_recorded_not_dropped(fault_server, cache_path):
     out = ds.map(tagger, batched=True)
     assert len(out) == 2
     assert out["tags"][0] == [] and "StructuredOutputError" in out["tags_error"][0]
-    assert out["tags"][1] == ["topic beta"] and out["tags_error"][1] is None
+    assert out["tags"][1] == ["topic beta"] and out["tags_error"][1] == ""
     assert tagger.usage.failures == 1 and tagger.usage.repairs == 2
     assert server.generation_requests == 4
 
@@ -105,3 +105,12 @@ def test_messages_column(fault_server, cache_path):
     out = ds.map(tagger_for(server, cache_path, messages_column="messages"), batched=True)
     assert out["tags"][0] == ["topic hello"]
     assert "Hello there, plan a trip to Rome" in server.requests[0]["prompt"]
+
+
+def test_error_column_survives_a_clean_first_batch(fault_server, cache_path):
+    """datasets fixes column types from the first batch: a failure in a later batch must still be writable."""
+    server = fault_server(responder=lambda body: "no tags" if "Zeta" in body["prompt"] else None)
+    ds = datasets.Dataset.from_dict({"instruction": ["Alpha one", "Beta two", "Gamma three", "Zeta four"]})
+    tagger = OpenTagger(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path, repair_attempts=0))
+    out = ds.map(tagger, batched=True, batch_size=2)
+    assert out["tags_error"][:3] == ["", "", ""] and "StructuredOutputError" in out["tags_error"][3]

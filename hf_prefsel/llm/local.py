@@ -10,11 +10,13 @@ one-thread replicas gave 1.58x the throughput of one two-thread server on 2 core
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -58,6 +60,28 @@ class LocalServers:
         settings.update(overrides)
         return LLMConfig(**settings)
 
+    def prefix_stats(self) -> dict[str, int]:
+        """What the servers' logs say about prompt-cache reuse so far, summed over replicas.
+
+        llama-cpp-python logs `Llama.generate: N prefix-match hit, remaining M prompt tokens to eval`
+        when it reuses the first N tokens of its previous prompt, and `full prompt already cached`
+        when the whole prompt matches. `requests` counts completion/chat requests answered.
+        """
+        stats = {"requests": 0, "prefix_hits": 0, "full_hits": 0, "reused_tokens": 0, "evaluated_tokens": 0}
+        for path in self.logs:
+            try:
+                with open(path, errors="replace") as fh:
+                    text = fh.read()
+            except OSError:
+                continue
+            stats["requests"] += len(re.findall(r'"POST /v1/(?:chat/)?completions HTTP', text))
+            for reused, remaining in re.findall(r"Llama\.generate: (\d+) prefix-match hit, remaining (\d+) prompt", text):
+                stats["prefix_hits"] += 1
+                stats["reused_tokens"] += int(reused)
+                stats["evaluated_tokens"] += int(remaining)
+            stats["full_hits"] += text.count("full prompt already cached")
+        return stats
+
     def close(self) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after 10 s)."""
         for proc in self.processes:
@@ -91,10 +115,13 @@ def serve_local(
     n_ctx: int = 4096,
     model_path: str | None = None,
     startup_timeout: float = 120.0,
+    logits_all: bool = False,
 ) -> LocalServers:
     """Start `replicas` llama-cpp-python OpenAI-compatible servers on free 127.0.0.1 ports.
 
     Waits until each answers `/v1/models`, and stops them all if any fails to start.
+    `logits_all=False` (the server's own default is True) skips the 262k-entry logits of every
+    prompt token, which nothing here uses (no logprobs): prompt evaluation costs about a third less.
 
     Example:
         >>> with serve_local(2) as servers:
@@ -107,14 +134,18 @@ def serve_local(
     path = model_path or local_model_path()
     servers = LocalServers(urls=[])
     try:
+        # Linux ties the death signal to the starting *thread*: only tie to the main thread, which lives as long
+        # as the process (a worker thread, e.g. a Gradio handler's, may end while the servers are still in use).
+        tie = _die_with_parent if threading.current_thread() is threading.main_thread() else None
         for _ in range(replicas):
             port = free_port()
             log = tempfile.NamedTemporaryFile(prefix="hf_prefsel-llama-", suffix=".log", delete=False)
             cmd = [
                 sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1", "--port", str(port),
                 "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--chat_format", "gemma",
+                "--logits_all", str(logits_all),
             ]
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=tie)
             servers.processes.append(proc)
             servers.logs.append(log.name)
             servers.urls.append(f"http://127.0.0.1:{port}")
@@ -125,6 +156,19 @@ def serve_local(
         servers.close()
         raise
     return servers
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to stop the server when the process that started it dies, even by SIGKILL.
+
+    Without it a killed pipeline (SIGTERM/SIGKILL skip `close()`) leaves servers running.
+    """
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: rely on close()
+        pass
 
 
 def _wait_ready(url: str, proc: subprocess.Popen, log: str, deadline: float) -> None:

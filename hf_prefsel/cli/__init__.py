@@ -11,6 +11,7 @@ COMMANDS = {
     "tacos": ("tacos", "select instruction data: open tagging + comparative scoring (TACOS)"),
     "tags": ("tags", "select instruction data: knowledge concepts, tree, information gain (TAGS)"),
     "pd": ("pd", "select preference pairs by preference divergence (PD)"),
+    "tap": ("tap", "generate preference and SFT data from a taxonomy (TaP)"),
 }
 
 

@@ -57,6 +57,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--show", type=int, default=3, help="print this many pairs")
     add_llm_arguments(parser)
     add_output_arguments(parser)
+    for action in parser._actions:  # TaP writes a folder, not one file
+        if "--output" in action.option_strings:
+            action.help = "a folder for preferences/sft/ratings/prompts .jsonl, report.json, taxonomy/ and taxonomy.html"
     return parser
 
 
@@ -99,9 +102,15 @@ def _short(value, width: int = 90) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..errors import ConfigError
     from ..llm import LLMConfig
     from ..tap import TaPPipeline, Taxonomy
 
+    if args.output and os.path.splitext(args.output)[1].lower() in (".jsonl", ".json", ".parquet", ".csv"):
+        raise ConfigError(
+            f"--output {args.output!r} looks like a file, but TaP writes several datasets (preferences, sft, ratings, "
+            "prompts), a report and the taxonomy: pass a folder, e.g. --output out/tap_zh."
+        )
     taxonomy = Taxonomy.load(args.taxonomy)
     start = time.monotonic()
     with llm_from_args(args) as llm:

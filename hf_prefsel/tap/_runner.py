@@ -1,0 +1,58 @@
+"""Running many LLM coroutines from synchronous code with a progress bar, and measuring what they cost."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Awaitable, Sequence
+
+from ..llm import LLMClient, run_sync
+
+USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "retries", "invalid_replies", "repairs", "failures")
+
+
+async def _gather(coros: Sequence[Awaitable[Any]], desc: str, progress: bool) -> list[Any]:
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        if progress and tasks:
+            from tqdm.auto import tqdm
+
+            for fut in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=desc):
+                try:
+                    await fut
+                except Exception:
+                    pass  # collected below, in order
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def gather(coros: Sequence[Awaitable[Any]], *, desc: str = "LLM", progress: bool = False) -> list[Any]:
+    """Run coroutines concurrently on the library's loop; results (or exceptions) in input order."""
+    if not coros:
+        return []
+    return run_sync(_gather(list(coros), desc, progress))
+
+
+class UsageMeter:
+    """The usage that several clients accrue between `start` and `stop` (clients are shared and keep counting)."""
+
+    def __init__(self, clients: Sequence[LLMClient]):
+        self.clients = list({id(c): c for c in clients}.values())
+        self._before = [c.usage.as_dict() for c in self.clients]
+
+    def delta(self) -> dict[str, int]:
+        out = {k: 0 for k in USAGE_KEYS}
+        for client, before in zip(self.clients, self._before):
+            now = client.usage.as_dict()
+            for k in USAGE_KEYS:
+                out[k] += now[k] - before[k]
+        out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+        return out
+
+
+def add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
+    keys = dict.fromkeys([*a, *b])
+    return {k: a.get(k, 0) + b.get(k, 0) for k in keys}

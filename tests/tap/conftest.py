@@ -1,0 +1,251 @@
+"""TaP fixtures: a scriptable fake OpenAI-compatible endpoint, real prompts from ../shared/data, a tiny taxonomy."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
+
+
+def shared_path(*parts: str) -> str:
+    """Path of a file under ../shared/data (never copied into the repo); skips locally, fails in CI, if absent."""
+    path = os.path.join(SHARED_DATA, *parts)
+    if not os.path.exists(path):
+        if os.environ.get("CI"):
+            pytest.fail(f"Test data {path} is missing.")
+        pytest.skip(f"Test data {path} is missing.")
+    return path
+
+
+def read_jsonl(*parts: str, limit: int | None = None) -> list[dict]:
+    rows = []
+    with open(shared_path(*parts), encoding="utf-8") as f:
+        for line in f:
+            rows.append(json.loads(line))
+            if limit is not None and len(rows) >= limit:
+                break
+    return rows
+
+
+def stage_of(body: dict[str, Any]) -> str:
+    """Which TaP stage a request comes from, judged from the rendered prompt the client sent."""
+    text = body.get("prompt") or json.dumps(body.get("messages"), ensure_ascii=False)
+    if "Count:" in text or "数量：" in text:
+        return "prompts"
+    if "strict judge" in text or "评审员" in text:
+        return "judge"
+    return "responses"
+
+
+def last_query(body: dict[str, Any]) -> str:
+    """The last user message of a request (the part after the final `Input:` on the completion route)."""
+    if "prompt" in body:
+        return body["prompt"].rsplit("Input: ", 1)[-1].rsplit("\nOutput:", 1)[0]
+    return body["messages"][-1]["content"]
+
+
+class Request:
+    """One request as a responder sees it: the raw body, the TaP stage, the last user message, sampling params."""
+
+    def __init__(self, body: dict[str, Any]):
+        self.body = body
+        self.stage = stage_of(body)
+        self.query = last_query(body)
+        self.seed = body.get("seed")
+        self.temperature = body.get("temperature")
+
+    def count(self) -> int:
+        """How many prompts a generation request asks for."""
+        import re
+
+        return int(re.search(r"(?:Count: |数量：)(\d+)", self.query).group(1))
+
+    def topic(self) -> str:
+        """The taxonomy path of a generation request."""
+        first = self.query.split("\n")[0]
+        return first.split("：", 1)[-1] if "：" in first else first.split(": ", 1)[-1]
+
+
+class FakeLLM:
+    """An OpenAI-compatible server on 127.0.0.1 whose replies come from `responder(Request) -> str`.
+
+    It reports itself as a llama-cpp-python server, so the client uses the completion route with a grammar field
+    (ignored here). Every request body is kept in `requests`.
+    """
+
+    def __init__(self, responder: Callable[[Request], str]):
+        self.responder = responder
+        self.requests: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def _send(self, code: int, payload: Any) -> None:
+                data = json.dumps(payload).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self) -> None:
+                if self.path == "/v1/models":
+                    self._send(200, {"object": "list", "data": [{"id": "/models/fake.gguf", "owned_by": "me"}]})
+                else:
+                    self._send(404, {"error": "not found"})
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                with fake.lock:
+                    fake.requests.append(body)
+                try:
+                    text = fake.responder(Request(body))
+                except Exception as exc:  # a broken responder is a test bug: make it loud
+                    self._send(500, {"error": repr(exc)})
+                    return
+                # a completion prompt may end with the start of the answer (e.g. '{"topic": "'): a model continues
+                # after it, so the reply leaves that part out
+                started = body.get("prompt", "").rsplit("Output:", 1)[-1].lstrip() if "prompt" in body else ""
+                if started and text.startswith(started):
+                    text = text[len(started):]
+                usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
+                if self.path.endswith("/chat/completions"):
+                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+                else:
+                    choice = {"index": 0, "text": text, "finish_reason": "stop"}
+                self._send(200, {"id": "x", "object": "completion", "created": 0, "model": "fake", "choices": [choice], "usage": usage})
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def config(self, cache_path: str, **overrides: Any):
+        from hf_prefsel.llm import LLMConfig
+
+        settings = dict(endpoints=[self.url], route="completion", server="llama_cpp_python", cache_path=cache_path,
+                        max_concurrency=4, max_retries=1, backoff=0.01)
+        settings.update(overrides)
+        return LLMConfig(**settings)
+
+    def bodies(self, stage: str) -> list[dict[str, Any]]:
+        return [b for b in self.requests if stage_of(b) == stage]
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake_llm():
+    """Factory: `fake_llm(responder)` starts a fake endpoint; all are stopped after the test."""
+    servers: list[FakeLLM] = []
+
+    def make(responder: Callable[[Request], str]) -> FakeLLM:
+        servers.append(FakeLLM(responder))
+        return servers[-1]
+
+    yield make
+    for server in servers:
+        server.close()
+
+
+@pytest.fixture(scope="session")
+def zh_prompts() -> list[str]:
+    """Real Chinese instructions (BELLE, AlignBench, InstructionWild seeds, ...), de-duplicated."""
+    rows = read_jsonl("multilingual", "zh_instructions_labelled.jsonl")
+    seen, out = set(), []
+    for r in rows:
+        text = r["instruction"].strip()
+        if "\n" not in text and 8 <= len(text) <= 120 and text not in seen:
+            seen.add(text)
+            out.append(text)
+    return out
+
+
+@pytest.fixture(scope="session")
+def en_prompts() -> list[str]:
+    """Real English instructions (the 175 Self-Instruct seed tasks)."""
+    return [r["instruction"].strip() for r in read_jsonl("instructions", "selfinstruct_seed_tasks.jsonl")]
+
+
+TINY_TAXONOMY = {
+    "name": "tiny",
+    "languages": ["en", "zh"],
+    "axes": [
+        {"id": "task_type", "names": {"en": "Task type", "zh": "任务类型"}, "values": [
+            {"id": "open_qa", "names": {"en": "open question answering", "zh": "开放问答"}},
+            {"id": "writing", "names": {"en": "writing", "zh": "写作"}},
+        ]},
+    ],
+    "nodes": [
+        {"id": "science", "names": {"en": "Science", "zh": "科学"}, "children": [
+            {"id": "physics", "names": {"en": "Physics", "zh": "物理"}},
+            {"id": "biology", "names": {"en": "Biology", "zh": "生物"}},
+        ]},
+        {"id": "life", "names": {"en": "Daily life", "zh": "日常生活"}, "children": [
+            {"id": "cooking", "names": {"en": "Cooking", "zh": "烹饪"}},
+        ]},
+    ],
+}
+
+
+@pytest.fixture
+def tiny_taxonomy():
+    from hf_prefsel.tap import Taxonomy
+
+    return Taxonomy.from_mapping(json.loads(json.dumps(TINY_TAXONOMY)))
+
+
+@pytest.fixture
+def tiny_data() -> dict:
+    """A fresh copy of the tiny taxonomy's dict, to mutate in validation tests."""
+    return json.loads(json.dumps(TINY_TAXONOMY))
+
+
+@pytest.fixture(scope="session")
+def read_shared():
+    """`read_shared(*parts, limit=None)`: rows of a JSONL file under ../shared/data."""
+    return read_jsonl
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory) -> str:
+    """A tiny random Llama (hidden 32, 1 layer) with a byte-level BPE tokenizer trained here on Chinese and English
+    text: enough for TRL's DPO data path, no downloads."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    out = tmp_path_factory.mktemp("tiny_lm")
+    corpus = [r["instruction"] for r in read_jsonl("multilingual", "zh_instructions_labelled.jsonl", limit=200)]
+    corpus += [r["instruction"] for r in read_jsonl("instructions", "selfinstruct_seed_tasks.jsonl")]
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=600, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+                                                         initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    fast.save_pretrained(out)
+    torch.manual_seed(0)
+    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                         num_key_value_heads=1, vocab_size=len(fast), max_position_embeddings=256, tie_word_embeddings=True,
+                         pad_token_id=fast.pad_token_id, bos_token_id=fast.bos_token_id, eos_token_id=fast.eos_token_id)
+    LlamaForCausalLM(config).save_pretrained(out)
+    return str(out)

@@ -26,13 +26,15 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     method.add_argument("--llm-names", action="store_true", help="name tree parents with the LLM (default: key terms)")
     method.add_argument("--ground-threshold", type=float, default=0.8, help="cosine needed to ground an unknown concept on a leaf")
     method.add_argument("--quality-column", help="a numeric column used as quality q(x) (default: uniform)")
-    method.add_argument("--target", help="a target-domain dataset: select to match its leaf distribution (KL-aligned)")
+    method.add_argument("--target-data", "--target", dest="target",
+                        help="a target-domain dataset: select to match its leaf distribution (KL-aligned)")
     method.add_argument("--target-limit", type=int, default=None)
     method.add_argument("--mu", type=float, default=1.0, help="weight of the KL term for --target")
     method.add_argument("--seed", type=int, default=0)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--save-tree", metavar="DIR", help="save the KnowledgeTree artifact to this folder")
     parser.add_argument("--tree-html", metavar="PATH", help="write the tree as a self-contained HTML picture")
+    parser.add_argument("--push-tree-to", metavar="REPO", help="push the KnowledgeTree artifact to its own Hub repo")
     add_llm_arguments(parser)
     add_output_arguments(parser)
     return parser
@@ -124,6 +126,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote {save_dataset(selected, args.output, provenance)}")
     if args.push_to_hub:
         print(f"pushed {push_dataset(selected, args.push_to_hub, provenance, artifacts={'knowledge_tree': tree}, private=args.private or None)}")
+    if args.push_tree_to:
+        print(f"pushed the tree: {tree.push_to_hub(args.push_tree_to, private=args.private or None)}")
     return 0
 
 

@@ -54,7 +54,9 @@ async def raw_run(urls: list[str], prompts: list[list[dict]], schema: dict, conc
 
 
 def ours_run(servers, ds: datasets.Dataset, concurrency: int, max_tokens: int, cache_dir: str, k: int) -> tuple[float, int]:
-    config = servers.config(route="chat", max_concurrency=concurrency, max_tokens=max_tokens,
+    # constrain="always": the same schema-constrained requests as the raw client (our default on llama-cpp-python
+    # generates freely first, which would make this a comparison of different work, not of overhead)
+    config = servers.config(route="chat", max_concurrency=concurrency, max_tokens=max_tokens, constrain="always",
                             cache_path=os.path.join(cache_dir, f"run{k}.sqlite"), repair_attempts=0)
     tagger = OpenTagger(config, explanations=False, input_column=None)
     start = time.perf_counter()

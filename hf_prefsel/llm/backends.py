@@ -61,7 +61,8 @@ def is_connection_failure(exc: BaseException) -> bool:
 
 
 class Backend:
-    """One replica. `in_flight` lets the client send each request to the least busy replica."""
+    """One replica. `in_flight` lets the client send each request to the least busy replica;
+    `recent` (keys of the last prompt sent here) lets it prefer a replica whose prompt cache is warm."""
 
     name: str = "backend"
     model_id: str = "unknown"
@@ -69,6 +70,11 @@ class Backend:
 
     def __init__(self) -> None:
         self.in_flight = 0
+        self.recent: frozenset[str] = frozenset()
+
+    def remember(self, keys: Any) -> None:
+        """Record the prompt (exact key and prefix key) just sent, which this server will have cached."""
+        self.recent = frozenset(keys)
 
     async def prepare(self) -> None:
         """Learn what the server is (its structured-output dialect, its model id)."""
@@ -159,6 +165,8 @@ class HTTPBackend(Backend):
         kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
         if schema is not None:
             kwargs["response_format"] = chat_response_format(self.server, schema)
+        if self.server == "llama_cpp":
+            kwargs["cache_prompt"] = self.config.prefix_reuse
         if _hub_offline() or self.server in ("vllm", "openai", "llama_cpp"):
             # The hub client rewrites an OpenAI `json_schema` response_format into TGI's form,
             # which vLLM/OpenAI servers do not enforce; those get the OpenAI request as is.
@@ -194,6 +202,8 @@ class HTTPBackend(Backend):
         body: dict[str, Any] = {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
         if schema is not None:
             body.update(completion_schema_fields(self.server, schema))
+        if self.server == "llama_cpp":
+            body["cache_prompt"] = self.config.prefix_reuse
         return await self._post_openai("/v1/completions", body)
 
     async def _tgi_generate(self, prompt: str, params: dict[str, Any], schema: dict | None) -> Reply:

@@ -16,8 +16,16 @@ from ..errors import BudgetExceededError, EndpointError, EndpointUnavailableErro
 from .backends import Backend, HTTPBackend, LocalBackend, Reply, is_connection_failure, is_retryable
 from .cache import CachedReply, RequestCache, request_key
 from .config import LLMConfig, default_cache_path
-from .prompt import Message, TranscriptFormat, render_transcript
-from .structured import parse_reply, schema_of
+from .prompt import (
+    FewShotPrompt,
+    Message,
+    TranscriptFormat,
+    answer_prefix,
+    answers_single_line,
+    prefix_key,
+    render_transcript,
+)
+from .structured import extract_json, parse_reply, rows_schema, schema_of, validate_value
 from .usage import Budget, Usage
 
 logger = logging.getLogger(__name__)
@@ -85,37 +93,87 @@ class LLMClient:
                 self._backends = [HTTPBackend(url, self.config) for url in self.config.endpoints]
         return self._backends
 
-    def _pick(self, avoid: set[int]) -> int:
-        """Least busy replica, round-robin among equals, skipping ones that just failed to connect."""
+    def _pick(self, avoid: set[int], warm: Sequence[str] = ()) -> int:
+        """The replica for the next request, skipping ones that just failed to connect.
+
+        Load first: an idle replica is always used if there is one. Then prompt-cache warmth
+        (`prefix_reuse`): prefer the replica whose last prompt was this very prompt (a repair:
+        all of it is cached), then one whose last prompt had the same few-shot prefix (servers
+        reuse the prefix of the prompt they last saw). When every replica is busy, a warm one may
+        take one more queued request than the least busy, which keeps interleaved prompt families
+        on their own replicas without ever leaving a replica idle. Round-robin among the rest.
+        """
         loop_time = asyncio.get_running_loop().time()
         candidates = [i for i in range(len(self.backends)) if i not in avoid and self._down_until.get(i, 0) <= loop_time]
         if not candidates:
             candidates = list(range(len(self.backends)))
         self._rr += 1
-        return min(candidates, key=lambda i: (self.backends[i].in_flight, (i - self._rr) % len(self.backends)))
+        least = min(self.backends[i].in_flight for i in candidates)
+        slack = 1 if least > 0 else 0
+        pool = [i for i in candidates if self.backends[i].in_flight == least]
+        if self.config.prefix_reuse:
+            near = [i for i in candidates if self.backends[i].in_flight <= least + slack]
+            for key in warm:
+                hot = [i for i in near if key in self.backends[i].recent]
+                if hot:
+                    pool = [i for i in hot if self.backends[i].in_flight == min(self.backends[j].in_flight for j in hot)]
+                    break
+        return min(pool, key=lambda i: (i - self._rr) % len(self.backends))
 
     # -- one request ------------------------------------------------------------------------
-    def _payload(self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None) -> dict:
+    def _payload(
+        self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None, prefill: str
+    ) -> dict:
         route = self.config.resolved_route
         payload: dict[str, Any] = {"model": backend.model_id, "route": route, "params": params, "schema": schema}
         if route == "completion":
-            payload["prompt"] = render_transcript(messages, self.transcript)
+            payload["prompt"] = self._prompt(messages, prefill)
         else:
             payload["messages"] = list(messages)
         return payload
 
-    def _params(self, overrides: dict[str, Any] | None) -> dict[str, Any]:
+    def _prompt(self, messages: Sequence[Message], prefill: str) -> str:
+        """The completion-route prompt; a prefilled answer opening follows `Output:` after one space, like the demos."""
+        prompt = render_transcript(messages, self.transcript)
+        return f"{prompt} {prefill}" if prefill else prompt
+
+    def _prefill(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
+        """The shared answer opening to write into the prompt: free structured generation on the completion route only
+        (a grammar must see the JSON from its first character)."""
+        if not (self.config.prefill and single_line and schema is None and self.config.resolved_route == "completion"):
+            return ""
+        return answer_prefix(messages)
+
+    def _params(self, overrides: dict[str, Any] | None, *, single_line: bool = False) -> dict[str, Any]:
         params = self.config.generation_params()
-        if self.config.resolved_route == "completion":
-            params["stop"] = list(dict.fromkeys((params["stop"] or []) + self.transcript.stop_sequences()))
+        if self.config.resolved_route == "completion" and self.config.end_at_answer:
+            params["stop"] = list(dict.fromkeys((params["stop"] or []) + self.transcript.stop_sequences(single_line)))
         if overrides:
             params.update(overrides)
         return params
 
+    async def constrain_mode(self) -> str:
+        """`always`, `repair` or `never`: the configured mode, with `auto` resolved for the server in use."""
+        if self.config.constrain != "auto":
+            return self.config.constrain
+        first = self.backends[0]
+        await self._prepare(first)
+        # llama-cpp-python applies a grammar to every vocabulary entry at every step (~4x per token)
+        return "repair" if first.server == "llama_cpp_python" else "always"
+
     async def generate(
-        self, messages: Sequence[Message], *, schema: dict | None = None, overrides: dict[str, Any] | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        schema: dict | None = None,
+        overrides: dict[str, Any] | None = None,
+        single_line: bool = False,
     ) -> Reply:
         """One reply for `messages` (from the cache if it was paid for before).
+
+        `single_line` says the reply is one line (its demonstrations are): with `end_at_answer`,
+        free generation on the completion route then stops at the first newline. With a
+        `schema` the JSON grammar ends the reply instead, and newlines may sit inside the JSON.
 
         Raises:
             `EndpointUnavailableError`: no replica could be reached after all retries.
@@ -125,10 +183,11 @@ class LLMClient:
         if self._semaphore is None:
             # the embedded model runs one call at a time; more in flight would only queue on its lock
             self._semaphore = asyncio.Semaphore(1 if self.config.is_local else self.config.max_concurrency)
-        params = self._params(overrides)
+        params = self._params(overrides, single_line=single_line and schema is None)
+        prefill = self._prefill(messages, schema, single_line)
         first = self.backends[0]
         await self._prepare(first)
-        key = request_key(self._payload(first, messages, params, schema))
+        key = request_key(self._payload(first, messages, params, schema, prefill))
         if self._cache is not None:
             hit = self._cache.get(key)
             if hit is not None:
@@ -137,17 +196,21 @@ class LLMClient:
 
         avoid: set[int] = set()
         last: BaseException | None = None
+        warm = (key, prefix_key(messages))
         for attempt in range(self.config.max_retries + 1):
             async with self._semaphore:
-                index = self._pick(avoid)
+                index = self._pick(avoid, warm)
                 backend = self.backends[index]
                 self.budget.reserve()
+                backend.remember(warm)
                 backend.in_flight += 1
                 try:
                     await self._prepare(backend)
-                    send = self._send(backend, messages, params, schema)
+                    send = self._send(backend, messages, params, schema, prefill)
                     # an in-process model cannot be interrupted, so a timeout would only duplicate work
                     reply = await (send if self.config.is_local else asyncio.wait_for(send, self.config.timeout))
+                    if prefill:
+                        reply.text = prefill + reply.text
                 except Exception as exc:  # classified below
                     self.usage.add(calls=1)
                     last = exc
@@ -187,26 +250,38 @@ class LLMClient:
                 return  # probing failed; the real request will retry and report it
             raise
 
-    async def _send(self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None) -> Reply:
+    async def _send(
+        self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None, prefill: str
+    ) -> Reply:
         if self.config.resolved_route == "completion":
-            return await backend.complete(render_transcript(messages, self.transcript), params, schema)
+            return await backend.complete(self._prompt(messages, prefill), params, schema)
         return await backend.chat(list(messages), params, schema)
 
-    async def structured(self, messages: Sequence[Message], output_type: type[T]) -> Result[T]:
+    async def structured(
+        self, messages: Sequence[Message], output_type: type[T], *, overrides: dict[str, Any] | None = None
+    ) -> Result[T]:
         """A validated reply of type `output_type`, repairing invalid replies a bounded number of times.
 
-        Failures that concern only this request (invalid output after repairs, a rejected
-        request, a spent budget) are returned as `Result.error`. An unreachable endpoint
-        raises, because every other request would fail the same way.
+        With `constrain="repair"` the first request generates freely (no grammar) and only a
+        re-ask after an invalid reply carries the schema: first greedily, then resampled. With
+        `always` every request carries it and re-asks resample. Failures that concern only this
+        request (invalid output after repairs, a rejected request, a spent budget) are returned
+        as `Result.error`. An unreachable endpoint raises, because every other request would
+        fail the same way.
         """
         schema = schema_of(output_type)
+        mode = await self.constrain_mode()
+        single_line = answers_single_line(messages)
         current = list(messages)
-        overrides: dict[str, Any] | None = None
+        sampling: dict[str, Any] | None = dict(overrides) if overrides else None
         raw: str | None = None
         error = "no attempt made"
-        for repair in range(self.config.repair_attempts + 1):
+        for attempt in range(self.config.repair_attempts + 1):
+            constrained = mode == "always" or (mode == "repair" and attempt > 0)
             try:
-                reply = await self.generate(current, schema=schema, overrides=overrides)
+                reply = await self.generate(
+                    current, schema=schema if constrained else None, overrides=sampling, single_line=single_line
+                )
             except EndpointUnavailableError:
                 self.usage.add(failures=1)
                 raise
@@ -219,7 +294,7 @@ class LLMClient:
             except StructuredOutputError as exc:
                 self.usage.add(invalid_replies=1)
                 error = str(exc)
-            if repair < self.config.repair_attempts:
+            if attempt < self.config.repair_attempts:
                 self.usage.add(repairs=1)
                 if self.config.resolved_route == "chat":
                     # an instruction-tuned model can read what was wrong
@@ -227,10 +302,78 @@ class LLMClient:
                         {"role": "assistant", "content": raw},
                         {"role": "user", "content": _REPAIR_MESSAGE.format(error=error[:300])},
                     ]
+                if mode == "repair" and attempt == 0:
+                    continue  # same sampling, now under the grammar: greedy decoding stays greedy
                 # a base model cannot take feedback: resample with a different seed instead
-                overrides = {"temperature": max(self.config.temperature, 0.7), "seed": 1000 + repair}
+                resample = attempt if mode == "repair" else attempt + 1
+                sampling = {**(overrides or {}), "temperature": max(self.config.temperature, 0.7), "seed": 999 + resample}
         self.usage.add(failures=1)
         return Result(error=f"StructuredOutputError: {error}", raw=raw)
+
+    async def structured_rows(
+        self,
+        prompt: FewShotPrompt,
+        queries: Sequence[str],
+        output_type: type[T],
+        *,
+        rows_per_call: int,
+        overrides: dict[str, Any] | None = None,
+    ) -> list[Result[T]]:
+        """Answer `queries` with `prompt`, `rows_per_call` queries per request (a JSON object keyed by row number).
+
+        A row whose answer is missing or invalid in the combined reply is asked again on its own
+        (`structured`, with its repairs), so each result is as valid as one-row-per-call; those
+        rows are counted in `usage.rows_fallback`. `overrides["max_tokens"]` is per row.
+        """
+        if rows_per_call < 1:
+            raise ValueError("rows_per_call must be >= 1")
+        chunks = [list(queries[i : i + rows_per_call]) for i in range(0, len(queries), rows_per_call)]
+        answered = await self._gather([self._rows_call(prompt, c, output_type, overrides) for c in chunks],
+                                      progress=False, desc="LLM")
+        return [result for chunk in answered for result in chunk]
+
+    async def _rows_call(
+        self, prompt: FewShotPrompt, queries: list[str], output_type: type[T], overrides: dict[str, Any] | None
+    ) -> list[Result[T]]:
+        if len(queries) == 1:
+            return [await self.structured(prompt.messages(queries[0]), output_type, overrides=overrides)]
+        messages = prompt.rows_messages(queries)
+        mode = await self.constrain_mode()
+        schema = rows_schema(schema_of(output_type), len(queries)) if mode == "always" else None
+        sampling = dict(overrides or {})
+        per_row = sampling.get("max_tokens") or self.config.max_tokens
+        sampling["max_tokens"] = per_row * len(queries) + 8
+        results: list[Result[T] | None] = [None] * len(queries)
+        try:
+            reply = await self.generate(messages, schema=schema, overrides=sampling, single_line=answers_single_line(messages))
+        except EndpointUnavailableError:
+            self.usage.add(failures=1)
+            raise
+        except (EndpointError, BudgetExceededError) as exc:
+            self.usage.add(failures=len(queries))
+            return [Result(error=f"{type(exc).__name__}: {exc}") for _ in queries]
+        try:
+            obj = extract_json(reply.text)
+        except StructuredOutputError:
+            obj = None
+        if isinstance(obj, dict):
+            for i in range(len(queries)):
+                item = obj.get(str(i + 1))
+                if item is None:
+                    continue
+                try:
+                    results[i] = Result(value=validate_value(item, output_type), raw=reply.text)
+                except StructuredOutputError:
+                    pass
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            self.usage.add(rows_fallback=len(missing))
+            again = await asyncio.gather(
+                *(self.structured(prompt.messages(queries[i]), output_type, overrides=overrides) for i in missing)
+            )
+            for i, result in zip(missing, again):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     async def text(self, messages: Sequence[Message], *, overrides: dict[str, Any] | None = None) -> Result[str]:
         """A free-text reply (no schema), e.g. a candidate response; per-request failures become `Result.error`.
@@ -268,10 +411,17 @@ class LLMClient:
         return run_sync(self._gather(coros, progress=progress, desc=desc))
 
     async def structured_many(
-        self, prompts: Sequence[Sequence[Message]], output_type: type[T], *, progress: bool = False, desc: str = "LLM"
+        self,
+        prompts: Sequence[Sequence[Message]],
+        output_type: type[T],
+        *,
+        progress: bool = False,
+        desc: str = "LLM",
+        overrides: dict[str, Any] | None = None,
     ) -> list[Result[T]]:
         """`structured` for many prompts at once, concurrently, results in input order."""
-        return await self._gather([self.structured(p, output_type) for p in prompts], progress=progress, desc=desc)
+        coros = [self.structured(p, output_type, overrides=overrides) for p in prompts]
+        return await self._gather(coros, progress=progress, desc=desc)
 
     async def _gather(self, coros: Sequence[Coroutine[Any, Any, T]], *, progress: bool, desc: str) -> list[T]:
         """Run coroutines concurrently (the semaphore bounds them), cancelling all if one raises or on Ctrl-C."""
@@ -291,15 +441,41 @@ class LLMClient:
 
     # -- synchronous face -------------------------------------------------------------------
     def run_structured(
-        self, prompts: Sequence[Sequence[Message]], output_type: type[T], *, progress: bool = False, desc: str = "LLM"
+        self,
+        prompts: Sequence[Sequence[Message]],
+        output_type: type[T],
+        *,
+        progress: bool = False,
+        desc: str = "LLM",
+        overrides: dict[str, Any] | None = None,
     ) -> list[Result[T]]:
-        """Blocking `structured_many`, safe to call from scripts, notebooks and `Dataset.map`."""
-        return run_sync(self.structured_many(prompts, output_type, progress=progress, desc=desc))
+        """Blocking `structured_many`, safe to call from scripts, notebooks and `Dataset.map`.
+
+        `overrides` changes sampling for these requests (e.g. `{"max_tokens": 48}`); it is part of the cache key.
+        """
+        return run_sync(self.structured_many(prompts, output_type, progress=progress, desc=desc, overrides=overrides))
+
+    def run_structured_rows(
+        self,
+        prompt: FewShotPrompt,
+        queries: Sequence[str],
+        output_type: type[T],
+        *,
+        rows_per_call: int,
+        overrides: dict[str, Any] | None = None,
+    ) -> list[Result[T]]:
+        """Blocking `structured_rows`: several queries per request, invalid rows re-asked one by one."""
+        return run_sync(self.structured_rows(prompt, queries, output_type, rows_per_call=rows_per_call, overrides=overrides))
 
     def close(self) -> None:
         """Close HTTP connections and the cache file."""
         if self._backends:
-            run_sync(asyncio.gather(*(b.aclose() for b in self._backends)))
+            backends = self._backends
+
+            async def close_all() -> None:
+                await asyncio.gather(*(b.aclose() for b in backends))
+
+            run_sync(close_all())
         if self._cache is not None:
             self._cache.close()
             self._cache = None

@@ -11,9 +11,11 @@ from ..errors import ConfigError
 
 Route = Literal["auto", "chat", "completion"]
 ServerKind = Literal["auto", "tgi", "llama_cpp_python", "llama_cpp", "vllm", "openai"]
+Constrain = Literal["auto", "always", "repair", "never"]
 
 _ROUTES = ("auto", "chat", "completion")
 _SERVERS = ("auto", "tgi", "llama_cpp_python", "llama_cpp", "vllm", "openai")
+_CONSTRAIN = ("auto", "always", "repair", "never")
 
 
 def default_cache_path() -> str:
@@ -63,6 +65,24 @@ class LLMConfig:
         max_total_tokens (`int`, *optional*): budget of prompt + completion tokens.
         local_model_path (`str`, *optional*): GGUF file for the embedded model; defaults to the bundled Gemma.
         local_n_ctx (`int`, defaults to 4096), local_n_threads (`int`, *optional*): embedded model settings.
+        end_at_answer (`bool`, defaults to `True`): end generation as soon as the answer is complete. On the
+            completion route a structured reply whose demonstrations are one line each stops at the end of
+            that line (free generation), other replies stop before the next `Input:`; a JSON grammar ends at
+            the closing bracket anyway. `False` sends no automatic stop sequence: free generation runs to
+            `max_tokens` (only useful to measure what stopping saves).
+        constrain (`"auto" | "always" | "repair" | "never"`, defaults to `"auto"`): when to make the server
+            enforce the JSON schema. `always` sends it with every request; `repair` generates freely, parses
+            tolerantly, validates, and sends the schema only when re-asking after an invalid reply; `never`
+            only validates. `auto` is `repair` for llama-cpp-python (its grammar sampling costs about 4x per
+            token, as it checks the whole 262k vocabulary) and `always` for TGI, vLLM, llama.cpp and OpenAI.
+        prefill (`bool`, defaults to `True`): on the completion route, write the opening that every
+            demonstrated answer shares (e.g. `["` for a tag list) into the prompt instead of having it
+            generated, for freely generated structured replies. Saves those tokens on every reply and
+            keeps a base model on the demonstrated shape.
+        prefix_reuse (`bool`, defaults to `True`): keep servers' prompt caches warm. Requests whose prompts
+            share a prefix (the few-shot demonstrations) go to the replica that last saw it when it is no
+            busier than the others, and llama.cpp servers get `cache_prompt`. llama-cpp-python servers reuse
+            the longest common prefix with their previous prompt on their own.
     """
 
     endpoints: list[str] = field(default_factory=list)
@@ -87,6 +107,10 @@ class LLMConfig:
     local_model_path: str | None = None
     local_n_ctx: int = 4096
     local_n_threads: int | None = None
+    end_at_answer: bool = True
+    constrain: Constrain = "auto"
+    prefill: bool = True
+    prefix_reuse: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.endpoints, str):
@@ -99,6 +123,8 @@ class LLMConfig:
             raise ConfigError(f"route must be one of {_ROUTES}, got {self.route!r}.")
         if self.server not in _SERVERS:
             raise ConfigError(f"server must be one of {_SERVERS}, got {self.server!r}.")
+        if self.constrain not in _CONSTRAIN:
+            raise ConfigError(f"constrain must be one of {_CONSTRAIN}, got {self.constrain!r}.")
         for name in ("max_tokens", "max_concurrency"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")

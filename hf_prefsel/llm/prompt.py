@@ -7,12 +7,20 @@ text transcript (`Input: ...` / `Output: ...`) that a base model continues.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import ConfigError
 
 Message = dict[str, str]
+
+ROWS_NOTE = (
+    "Several requests may come at once, numbered one per line; then answer with one JSON object that maps "
+    "each number to its answer."
+)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,69 @@ class FewShotPrompt:
         out.append({"role": "user", "content": query})
         return out
 
+    @property
+    def single_line_answers(self) -> bool:
+        """True when every demonstrated answer is one line, so a reply can stop at the first newline."""
+        return bool(self.examples) and all("\n" not in answer.strip() for _, answer in self.examples)
+
+    def rows_messages(self, queries: Sequence[str]) -> list[Message]:
+        """One prompt for several queries: numbered lines in, one JSON object keyed by number out.
+
+        The demonstrations are regrouped into turns of exactly `len(queries)` rows (cycling through
+        the examples, each shown at least once), so a base model sees the very shape it must
+        continue. Every answer must be JSON; newlines inside a query are flattened because each
+        query must stay on its numbered line.
+        """
+        if not queries:
+            raise ConfigError("rows_messages needs at least one query.")
+        size = len(queries)
+        out: list[Message] = [{"role": "system", "content": f"{self.system} {ROWS_NOTE}".strip()}]
+        examples = list(self.examples)
+        turns = -(-len(examples) // size) if examples else 0
+        for turn in range(turns):
+            group = [examples[(turn * size + i) % len(examples)] for i in range(size)]
+            answers = {str(i): json.loads(answer) for i, (_, answer) in enumerate(group, 1)}
+            out.append({"role": "user", "content": numbered([q for q, _ in group])})
+            out.append({"role": "assistant", "content": json.dumps(answers, ensure_ascii=False, separators=(",", ":"))})
+        out.append({"role": "user", "content": numbered(queries)})
+        return out
+
+
+def numbered(queries: Sequence[str]) -> str:
+    """`1. first query` / `2. second query` ..., one line each."""
+    return "\n".join(f"{i}. {' '.join(str(q).split())}" for i, q in enumerate(queries, 1))
+
+
+def answers_single_line(messages: Sequence[Message]) -> bool:
+    """True when the prompt demonstrates answers and each is one line (so the reply may stop at a newline)."""
+    answers = [m.get("content", "") for m in messages if m.get("role") == "assistant"]
+    return bool(answers) and all("\n" not in a.strip() for a in answers)
+
+
+_JSON_BOUNDARY = '"[{:,'
+
+
+def answer_prefix(messages: Sequence[Message]) -> str:
+    """The opening that every demonstrated answer shares, cut back to a JSON boundary (e.g. `["` or `[{"tag":"`).
+
+    On the completion route it can be written into the prompt instead of generated: the model
+    continues right after it, which saves those tokens on every reply and keeps a base model
+    from starting anything but the demonstrated shape. Empty without demonstrations.
+    """
+    answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
+    if not answers:
+        return ""
+    shared = os.path.commonprefix(answers)
+    while shared and shared[-1] not in _JSON_BOUNDARY:
+        shared = shared[:-1]
+    return shared if shared[:1] in ("[", "{") else ""
+
+
+def prefix_key(messages: Sequence[Message]) -> str:
+    """A short hash of everything before the last message: the part that requests of one prompt family share."""
+    blob = json.dumps(list(messages[:-1]), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
 
 @dataclass(frozen=True)
 class TranscriptFormat:
@@ -50,8 +121,14 @@ class TranscriptFormat:
     assistant_prefix: str = "Output:"
     example_separator: str = "\n\n"
 
-    def stop_sequences(self) -> list[str]:
-        """Where a completion must end: before the model starts inventing the next example."""
+    def stop_sequences(self, single_line: bool = False) -> list[str]:
+        """Where a completion must end: before the model starts inventing the next example.
+
+        With `single_line` (every demonstrated answer is one line) the answer ends at its newline,
+        which saves the separator token and whatever the model would add on the next line.
+        """
+        if single_line:
+            return ["\n"]
         return [self.example_separator, "\n" + self.user_prefix]
 
 

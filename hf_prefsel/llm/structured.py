@@ -100,9 +100,42 @@ def extract_json(text: str) -> Any:
 
 def parse_reply(text: str, model: type[Any]) -> Any:
     """Extract and validate a reply against `model`; raises `StructuredOutputError` saying why."""
-    value = extract_json(text)
+    return validate_value(extract_json(text), model, text)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_adapter(model: Any) -> TypeAdapter:
+    return TypeAdapter(model)
+
+
+def _adapter(model: Any) -> TypeAdapter:
+    """Building a TypeAdapter costs about as much as validating hundreds of replies: reuse it."""
     try:
-        return TypeAdapter(model).validate_python(value)
+        return _cached_adapter(model)
+    except TypeError:  # unhashable type annotation
+        return TypeAdapter(model)
+
+
+def validate_value(value: Any, model: Any, text: str | None = None) -> Any:
+    """Validate an already parsed JSON value against `model`; raises `StructuredOutputError` saying why."""
+    try:
+        return _adapter(model).validate_python(value)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors()[:5])
-        raise StructuredOutputError(f"Reply does not match the schema ({problems}): {text[:200]!r}") from exc
+        shown = text if text is not None else json.dumps(value, ensure_ascii=False, default=str)
+        raise StructuredOutputError(f"Reply does not match the schema ({problems}): {shown[:200]!r}") from exc
+
+
+def rows_schema(item: dict[str, Any], n: int) -> dict[str, Any]:
+    """The schema of a several-rows reply: an object with keys "1".."n", each an `item`."""
+    item = dict(item)
+    defs = item.pop("$defs", None)
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": {str(i): item for i in range(1, n + 1)},
+        "required": [str(i) for i in range(1, n + 1)],
+        "additionalProperties": False,
+    }
+    if defs:
+        schema["$defs"] = defs
+    return schema

@@ -15,6 +15,8 @@ class Usage:
     `calls` are requests that reached a model (the cost); `cache_hits` were answered from the
     request cache for free. `invalid_replies` failed schema validation (each may trigger a
     repair call); `failures` are requests that ended in an error after retries and repairs.
+    `rows_fallback` counts rows of several-rows calls whose answer was missing or invalid and
+    that were asked again on their own.
     """
 
     calls: int = 0
@@ -25,6 +27,7 @@ class Usage:
     invalid_replies: int = 0
     repairs: int = 0
     failures: int = 0
+    rows_fallback: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property

@@ -8,7 +8,7 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, Field, conlist, constr
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
 from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result, text_field
 from ..llm.prompt import Message
 
@@ -27,21 +27,23 @@ PlainTags = conlist(constr(min_length=1, max_length=64), min_length=1, max_lengt
 
 
 _SYSTEM = (
-    "You tag what a user wants from an AI assistant. For each request give 1 to 6 intent tags: short "
+    "You tag what a user wants from an AI assistant. For each request give 3 to 6 intent tags: short "
     "lowercase English phrases naming the task and the subject (for example 'code debugging', 'travel "
     "planning', 'poem writing'){explain}. Reply with JSON only."
 )
 
-# Written by us: varied domains and tag counts, so a small base model learns the pattern rather than
+# Written by us: varied domains and tag counts (3 to 5), so a small base model learns the pattern rather than
 # copying one example's tags or always giving the same number of them.
 _EXAMPLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
     ("Write a Python function that checks whether a number is prime.",
      (("code generation", "asks for a new function"), ("python", "the language is python"),
       ("prime numbers", "the function tests primality"))),
     ("My landlord kept my deposit without a reason. What can I do?",
-     (("legal advice", "asks about tenant rights"), ("housing dispute", "a conflict over a rental deposit"))),
+     (("legal advice", "asks about tenant rights"), ("housing dispute", "a conflict over a rental deposit"),
+      ("tenant rights", "the user rents a home"))),
     ("What is the difference between a virus and a bacterium?",
-     (("biology", "about microorganisms"), ("concept comparison", "contrasts two things"))),
+     (("biology", "about microorganisms"), ("concept comparison", "contrasts two things"),
+      ("microbiology", "viruses and bacteria are microbes"), ("medicine", "both cause diseases"))),
     ("Give me a 3-day itinerary for Kyoto in autumn, on a budget.",
      (("travel planning", "wants a trip schedule"), ("japan", "the destination is Kyoto"),
       ("budgeting", "money is limited"), ("seasonal activities", "autumn is specified"))),
@@ -49,24 +51,39 @@ _EXAMPLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
      (("sql", "the question is about a query"), ("debugging", "something behaves unexpectedly"),
       ("database joins", "the join causes duplicates"))),
     ("Summarize this paragraph in one sentence: The city council voted on Tuesday to expand the bike lane network ...",
-     (("summarization", "asks for a one-sentence summary"), ("local politics", "the text reports a council decision"))),
+     (("summarization", "asks for a one-sentence summary"), ("local politics", "the text reports a council decision"),
+      ("urban transport", "the decision is about bike lanes"))),
 )
 
 
-def _tagging_prompt(explanations: bool) -> FewShotPrompt:
+def tagging_prompt(explanations: bool, n_examples: int | None = None, *, system: bool = True) -> FewShotPrompt:
+    """The built-in few-shot tagging prompt: the first `n_examples` demonstrations (all by default).
+
+    Answers are compact JSON (no spaces after separators): with the Gemma tokenizer `","` is one
+    token where `", "` is two, which saves one generated token per tag. `system=False` drops
+    the instruction line (a base model learns the task from the demonstrations alone).
+    """
+    chosen = _EXAMPLES if n_examples is None else _EXAMPLES[: max(0, n_examples)]
+
     def answer(tags: tuple[tuple[str, str], ...]) -> str:
-        if explanations:
-            return json.dumps([{"tag": t, "explanation": e} for t, e in tags])
-        return json.dumps([t for t, _ in tags])
+        value: Any = [{"tag": t, "explanation": e} for t, e in tags] if explanations else [t for t, _ in tags]
+        return json.dumps(value, separators=(",", ":"))
 
-    return FewShotPrompt(
-        system=_SYSTEM.format(explain=", each with a one-sentence explanation" if explanations else ""),
-        examples=tuple((query, answer(tags)) for query, tags in _EXAMPLES),
-    )
+    text = _SYSTEM.format(explain=", each with a one-sentence explanation" if explanations else "") if system else ""
+    return FewShotPrompt(system=text, examples=tuple((query, answer(tags)) for query, tags in chosen))
 
 
-TAGGING_PROMPT = _tagging_prompt(explanations=True)
-PLAIN_TAGGING_PROMPT = _tagging_prompt(explanations=False)
+TAGGING_PROMPT = tagging_prompt(explanations=True)
+PLAIN_TAGGING_PROMPT = tagging_prompt(explanations=False)
+
+# Longest plausible bare-tag answer (6 tags of a few tokens each) plus slack: a cap for runaway generations.
+_PLAIN_MAX_TOKENS = 48
+
+
+def is_embedded_model(llm: LLMConfig) -> bool:
+    """True for the embedded Gemma (a small base model), in process or behind local llama-cpp-python servers."""
+    local = ("http://127.0.0.1", "http://localhost")
+    return llm.is_local or (llm.server == "llama_cpp_python" and all(e.startswith(local) for e in llm.endpoints))
 
 
 class OpenTagger(LLMMapper):
@@ -83,11 +100,17 @@ class OpenTagger(LLMMapper):
         input_column (`str`, *optional*, defaults to `"input"`): appended to the instruction when present and non-empty.
         messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, the
             user turns are tagged instead of the instruction columns.
-        explanations (`bool`, defaults to `True`): ask for an explanation per tag (InsTag's format).
-            `False` asks for bare tags, about a quarter of the completion tokens: worth it on slow local models.
+        explanations (`bool`, *optional*): ask for an explanation per tag (InsTag's format). `False` asks for
+            bare tags, about a quarter of the completion tokens. Default: `False` on the embedded Gemma (a
+            small base model whose explanations cost most of the time) and `True` on any other endpoint.
         max_query_chars (`int`, defaults to 1500): longer queries are cut, to fit small context windows.
         prompt (`FewShotPrompt`, *optional*): replaces the built-in few-shot prompt (its answers must
             match `explanations`).
+        n_examples (`int`, *optional*): use only the first n built-in demonstrations (default: all 6).
+        rows_per_call (`int`, defaults to 1): instructions per request. Above 1 the model answers a JSON
+            object keyed by row number; rows missing or invalid in it are asked again one by one.
+        max_tokens (`int`, *optional*): completion-token cap per row. Default: 48 for bare tags (a valid
+            answer needs about 20; the cap only bounds a runaway), the config's `max_tokens` with explanations.
 
     Example:
         >>> ds = ds.map(OpenTagger(), batched=True, batch_size=16)
@@ -102,18 +125,25 @@ class OpenTagger(LLMMapper):
         instruction_column: str = "instruction",
         input_column: str | None = "input",
         messages_column: str | None = None,
-        explanations: bool = True,
+        explanations: bool | None = None,
         max_query_chars: int = 1500,
         prompt: FewShotPrompt | None = None,
+        n_examples: int | None = None,
+        rows_per_call: int = 1,
+        max_tokens: int | None = None,
         **kwargs: Any,
     ):
         super().__init__(llm, **kwargs)
+        if rows_per_call < 1:
+            raise ConfigError(f"rows_per_call must be >= 1, got {rows_per_call}.")
         self.instruction_column = instruction_column
         self.input_column = input_column
         self.messages_column = messages_column
-        self.explanations = explanations
+        self.explanations = (not is_embedded_model(self.llm)) if explanations is None else bool(explanations)
         self.max_query_chars = max_query_chars
-        self.prompt = prompt or (TAGGING_PROMPT if explanations else PLAIN_TAGGING_PROMPT)
+        self.prompt = prompt or tagging_prompt(self.explanations, n_examples)
+        self.rows_per_call = rows_per_call
+        self.max_tokens = max_tokens
 
     @property
     def output_type(self) -> Any:  # type: ignore[override]
@@ -144,6 +174,21 @@ class OpenTagger(LLMMapper):
 
     def build_messages(self, row: dict[str, Any]) -> list[Message]:
         return self.prompt.messages(self.query_text(row))
+
+    def _overrides(self) -> dict[str, Any] | None:
+        cap = self.max_tokens or (None if self.explanations else min(self.llm.max_tokens, _PLAIN_MAX_TOKENS))
+        return {"max_tokens": cap} if cap else None
+
+    def answer(self, rows: Sequence[dict[str, Any]], prompts: Sequence[list[Message]]) -> list[Result[Any]]:
+        """One request per row, or `rows_per_call` rows per request."""
+        if self.rows_per_call > 1:
+            queries = [self.query_text(row) for row in rows]
+            return self.client.run_structured_rows(
+                self.prompt, queries, self.output_type, rows_per_call=self.rows_per_call, overrides=self._overrides()
+            )
+        return self.client.run_structured(
+            prompts, self.output_type, progress=self.progress, desc=type(self).__name__, overrides=self._overrides()
+        )
 
     def to_columns(self, results: Sequence[Result[Any]]) -> dict[str, list[Any]]:
         tags, explanations, errors = [], [], []

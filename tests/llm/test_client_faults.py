@@ -99,9 +99,10 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     [result] = client.run_structured(prompts(1), IntentTags)
     assert result.ok
     assert client.usage.invalid_replies == 1 and client.usage.repairs == 1
-    # the repair resamples: a different request body (temperature/seed), not the same one again
-    assert server.requests[0]["temperature"] == 0.0
-    assert server.requests[1]["temperature"] == 0.7 and server.requests[1]["seed"] == 1000
+    # llama-cpp-python dialect, constrain="auto" -> "repair": free first, then the same greedy sampling under the grammar
+    first, repair = server.requests
+    assert "grammar" not in first and first["temperature"] == 0.0
+    assert "grammar" in repair and repair["temperature"] == 0.0 and "seed" not in repair
 
     server.plan = [("garbage",)] * 3
     [bad] = client.run_structured([TAGGING_PROMPT.messages("Another query")], IntentTags)
@@ -109,6 +110,19 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     assert bad.error.startswith("StructuredOutputError")
     assert bad.raw == "I think the tags are good ones"
     assert client.usage.failures == 1
+    # the second repair resamples: a different request body (temperature/seed), not the same one again
+    assert server.requests[-1]["temperature"] == 0.7 and server.requests[-1]["seed"] == 1000
+
+
+def test_always_constrained_repairs_resample(fault_server, cache_path):
+    server = fault_server()
+    server.plan = [("garbage",)]
+    client = make_client([server.url], cache_path, repair_attempts=2, constrain="always")
+    [result] = client.run_structured(prompts(1), IntentTags)
+    assert result.ok
+    first, repair = server.requests
+    assert "grammar" in first and first["temperature"] == 0.0
+    assert repair["temperature"] == 0.7 and repair["seed"] == 1000
 
 
 def test_schema_violations_are_invalid(fault_server, cache_path):
@@ -182,7 +196,8 @@ def test_chat_route_sends_messages_and_repairs_with_feedback(fault_server, cache
     assert result.ok
     first, repair = server.requests
     assert first["messages"][0]["role"] == "system"
-    assert first["response_format"] == {"type": "json_object", "schema": first["response_format"]["schema"]}
+    assert "response_format" not in first and "stop" not in first  # repair mode: free first; no stop on the chat route
+    assert repair["response_format"] == {"type": "json_object", "schema": repair["response_format"]["schema"]}
     assert repair["messages"][-2] == {"role": "assistant", "content": "I think the tags are good ones"}
     assert "not valid" in repair["messages"][-1]["content"]
 

@@ -43,7 +43,7 @@ def test_pickles_to_config_and_datasets_cache_hits(fault_server, cache_path, jso
     tagger = tagger_for(server, cache_path)
     state = pickle.loads(pickle.dumps(tagger)).__dict__
     assert set(state) == {"llm", "on_bad_row", "progress", "instruction_column", "input_column",
-                          "messages_column", "explanations", "max_query_chars", "prompt"}
+                          "messages_column", "explanations", "max_query_chars", "prompt", "rows_per_call", "max_tokens"}
     first = jsonl_dataset.map(tagger, batched=True, batch_size=4)
     assert server.generation_requests == 12
     # same config in a fresh object: same fingerprint, datasets serves its cache, no call at all

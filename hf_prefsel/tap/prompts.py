@@ -579,54 +579,9 @@ def _run_with_seeds(client: Any, prompts: Sequence[Sequence[Mapping[str, str]]],
     return results
 
 
-def _structured_takes_overrides(client: Any) -> bool:
-    import inspect
-
-    return "overrides" in inspect.signature(client.structured).parameters
-
-
 async def _structured_with_seed(client: Any, messages: Sequence[Mapping[str, str]], output_type: type, seed: int) -> Any:
-    """`LLMClient.structured` with a per-call seed.
-
-    Uses `structured(..., overrides=...)` where the LLM layer has it (so its constrain modes and repairs apply).
-    Otherwise the same contract is kept here over the public `generate`: a validated value or an error in a
-    `Result`, repairs bounded by `repair_attempts`, an unreachable endpoint raises, counters in `client.usage`.
-    """
-    if _structured_takes_overrides(client):
-        return await client.structured(list(messages), output_type, overrides={"seed": seed})
-    from ..errors import BudgetExceededError, EndpointError, EndpointUnavailableError, StructuredOutputError
-    from ..llm import Result, parse_reply, schema_of
-
-    schema = schema_of(output_type)
-    current = list(messages)
-    overrides: dict[str, Any] = {"seed": seed}
-    raw: str | None = None
-    error = "no attempt made"
-    for repair in range(client.config.repair_attempts + 1):
-        try:
-            reply = await client.generate(current, schema=schema, overrides=overrides)
-        except EndpointUnavailableError:
-            client.usage.add(failures=1)
-            raise
-        except (EndpointError, BudgetExceededError) as exc:
-            client.usage.add(failures=1)
-            return Result(error=f"{type(exc).__name__}: {exc}", raw=raw)
-        raw = reply.text
-        try:
-            return Result(value=parse_reply(reply.text, output_type), raw=raw)
-        except StructuredOutputError as exc:
-            client.usage.add(invalid_replies=1)
-            error = str(exc)
-        if repair < client.config.repair_attempts:
-            client.usage.add(repairs=1)
-            if client.config.resolved_route == "chat":
-                current = list(messages) + [
-                    {"role": "assistant", "content": raw},
-                    {"role": "user", "content": f"That reply was not valid: {error[:300]}. Answer again with only the JSON value."},
-                ]
-            overrides = {"seed": seed + 7919 * (repair + 1), "temperature": max(client.config.temperature, 0.7)}
-    client.usage.add(failures=1)
-    return Result(error=f"StructuredOutputError: {error}", raw=raw)
+    """`LLMClient.structured` with a per-call seed, so each top-up round asks for new prompts."""
+    return await client.structured(list(messages), output_type, overrides={"seed": seed})
 
 
 __all__ = [

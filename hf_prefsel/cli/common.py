@@ -107,3 +107,17 @@ def add_output_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--output", help="write the result: .jsonl, .parquet, or a folder")
     group.add_argument("--push-to-hub", metavar="REPO", help="push the result and its card to this Hub dataset repo")
     group.add_argument("--private", action="store_true", help="create the Hub repo as private")
+
+
+def usage_counts(usage: dict[str, int]) -> dict[str, int]:
+    """The LLM cost figures every pipeline summary and dataset card reports."""
+    return {
+        "llm_calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
+        "completion_tokens": usage["completion_tokens"], "llm_failures": usage["failures"],
+    }
+
+
+def print_summary(summary: dict[str, object], timings: dict[str, float], model: str) -> None:
+    """One `summary:` line of key=value pairs (scripts and tests parse it) and one `time:` line."""
+    print("\nsummary: " + "  ".join(f"{k}={v}" for k, v in summary.items()))
+    print("time: " + "  ".join(f"{k}={v:.1f}s" for k, v in timings.items()) + f"  model: {model}")

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from .common import add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data
+from .common import (
+    add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data, print_summary, usage_counts,
+)
 from .tag import add_explanations_argument, wants_explanations
 
 PAPER = {"title": "TACOS: Open Tagging and Comparative Scoring for Instruction Fine-Tuning Data Selection", "arxiv": "2507.03673"}
@@ -101,14 +103,11 @@ def run(args: argparse.Namespace) -> int:
     summary = {
         "rows_in": rows_in, "tag_failures": tag_failures, "raw_tags": vocabulary.n_raw,
         "canonical_tags": vocabulary.n_canonical, "clusters": clusterer.n_clusters, "pairs_judged": scorer.report.judged,
-        "judge_failures": scorer.report.failed, "selected": len(selected),
-        "llm_calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
-        "completion_tokens": usage["completion_tokens"], "llm_failures": usage["failures"],
+        "judge_failures": scorer.report.failed, "selected": len(selected), **usage_counts(usage),
     }
     if scorer.report.position_bias_rate is not None:
         summary["position_bias_rate"] = round(scorer.report.position_bias_rate, 4)
-    print("\nsummary: " + "  ".join(f"{k}={v}" for k, v in summary.items()))
-    print("time: " + "  ".join(f"{k}={v:.1f}s" for k, v in timings.items()) + f"  model: {model}")
+    print_summary(summary, timings, model)
 
     provenance = Provenance(
         method="TACOS", papers=[PAPER], model=model, source=args.data, selection_budget=args.budget,

@@ -7,7 +7,9 @@ import time
 
 import numpy as np
 
-from .common import add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data
+from .common import (
+    add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data, print_summary, usage_counts,
+)
 
 PAPER = {"title": "From Tags to Trees: Structuring Fine-Grained Knowledge for Controllable Data Selection in LLM Instruction Tuning",
          "arxiv": "2601.13995"}
@@ -103,13 +105,11 @@ def run(args: argparse.Namespace) -> int:
         "rows_in": len(pool), "concept_failures": failures, "unique_concepts": tree.n_leaves, "tree_nodes": tree.n_nodes,
         "tree_depth": tree.depth, "grounded_fraction": round(report.grounded_fraction, 4), "selected": len(selected),
         "information": round(result.information, 3), "random_information": round(float(random_info), 3),
-        "llm_calls": usage["calls"], "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
-        "completion_tokens": usage["completion_tokens"], "llm_failures": usage["failures"],
+        **usage_counts(usage),
     }
     if result.kl_to_target is not None:
         summary["kl_to_target"] = round(result.kl_to_target, 4)
-    print("\nsummary: " + "  ".join(f"{k}={v}" for k, v in summary.items()))
-    print("time: " + "  ".join(f"{k}={v:.1f}s" for k, v in timings.items()) + f"  model: {model}")
+    print_summary(summary, timings, model)
 
     provenance = Provenance(
         method="TAGS", papers=[PAPER], model=model, source=args.data, selection_budget=args.budget,

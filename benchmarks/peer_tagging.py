@@ -15,8 +15,8 @@ it holds a list of 3 to 6 unique tags (lowercased, whitespace collapsed) — the
 Last line: `ratio: X` = ours / peer rows/s.
 
 `--ablation` instead measures each saving on its own against our default (stop sequence, grammar,
-prefix reuse, rows per call, few-shot length, interleaved prompt families with and without prefix
-affinity): completion and evaluated prompt tokens per row, rows/s, validity and agreement with the
+prefix reuse, answer prefill, queue depth, rows per call, few-shot length, interleaved prompt families
+with and without prefix affinity): completion and evaluated prompt tokens per row, rows/s, validity and agreement with the
 default's tags.
 """
 
@@ -194,8 +194,7 @@ class UniquePrefixTagger(OpenTagger):
 
 def run_families(servers: LocalServers, rows: list[str], workdir: str, *, reuse: bool) -> dict[str, Any]:
     """Two prompt families (two few-shot prefixes) interleaved, as when two stages share the servers."""
-    config = servers.config(cache_path=tempfile.mktemp(suffix=".sqlite", dir=workdir), prefix_reuse=reuse,
-                            max_concurrency=2 * len(servers.urls))
+    config = servers.config(cache_path=tempfile.mktemp(suffix=".sqlite", dir=workdir), prefix_reuse=reuse)
     client = LLMClient(config)
     families = [tagging_prompt(False), tagging_prompt(False, 4, system=False)]
     prompts = [families[i % 2].messages(" ".join(q.split())) for i, q in enumerate(rows)]
@@ -214,6 +213,8 @@ def ablation(args: argparse.Namespace, servers: LocalServers, rows: list[str], w
         "no-stop": lambda: run_ours(servers, rows, workdir, config={"end_at_answer": False}),
         "grammar": lambda: run_ours(servers, rows, workdir, config={"constrain": "always"}),
         "no-prefix": lambda: run_ours(servers, rows, workdir, tagger_class=UniquePrefixTagger),
+        "no-prefill": lambda: run_ours(servers, rows, workdir, config={"prefill": False}),
+        "depth1": lambda: run_ours(servers, rows, workdir, config={"max_concurrency": len(servers.urls)}),
         "rows4": lambda: run_ours(servers, rows, workdir, tagger={"rows_per_call": 4}),
         "examples3": lambda: run_ours(servers, rows, workdir, tagger={"n_examples": 3}),
         "examples4": lambda: run_ours(servers, rows, workdir, tagger={"n_examples": 4}),

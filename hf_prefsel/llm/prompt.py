@@ -92,11 +92,11 @@ def answer_prefix(messages: Sequence[Message]) -> str:
 
     On the completion route it can be written into the prompt instead of generated: the model
     continues right after it, which saves those tokens on every reply and keeps a base model
-    from starting anything but the demonstrated shape. Empty without demonstrations.
+    from starting anything but the demonstrated shape. Empty with fewer than two distinct demonstrations.
     """
     answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
-    if not answers:
-        return ""
+    if len(set(answers)) < 2:
+        return ""  # one demonstration shows no shared opening, only itself
     shared = os.path.commonprefix(answers)
     while shared and shared[-1] not in _JSON_BOUNDARY:
         shared = shared[:-1]

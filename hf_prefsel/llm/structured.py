@@ -60,7 +60,12 @@ def gbnf_grammar(schema: dict[str, Any]) -> str | None:
     optional rules, which slows llama.cpp's grammar sampling for no gain in validity.
     """
     # key order matters: the grammar fixes property order, which must match the few-shot examples
-    return _gbnf(json.dumps(_without_length_limits(schema)))
+    grammar = _gbnf(json.dumps(_without_length_limits(schema)))
+    if grammar:
+        # JSON strings hold no raw control characters; llama-cpp-python's converter allows them, and a base
+        # model then runs a string on over newlines (`"]}, ```\nOutput: ...`) until max_tokens
+        grammar = grammar.replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
+    return grammar
 
 
 def completion_schema_fields(server: str, schema: dict[str, Any]) -> dict[str, Any]:

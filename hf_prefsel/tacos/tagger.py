@@ -56,8 +56,14 @@ _EXAMPLES: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (
 )
 
 
-def tagging_prompt(explanations: bool, n_examples: int | None = None, *, system: bool = True) -> FewShotPrompt:
-    """The built-in few-shot tagging prompt: the first `n_examples` demonstrations (all by default).
+# The shortest prompt that kept validity (32 LIMA rows, Gemma 3 270M, free generation): 4 demonstrations gave
+# 66% rows with 3-6 unique tags against 48% with all 6 and 56% with 3 (which also needed a repair), and a
+# 65-token shorter prefix than 6.
+DEFAULT_EXAMPLES = 4
+
+
+def tagging_prompt(explanations: bool, n_examples: int | None = DEFAULT_EXAMPLES, *, system: bool = True) -> FewShotPrompt:
+    """The built-in few-shot tagging prompt: the first `n_examples` demonstrations (`None`: all 6).
 
     Answers are compact JSON (no spaces after separators): with the Gemma tokenizer `","` is one
     token where `", "` is two, which saves one generated token per tag. `system=False` drops
@@ -106,7 +112,7 @@ class OpenTagger(LLMMapper):
         max_query_chars (`int`, defaults to 1500): longer queries are cut, to fit small context windows.
         prompt (`FewShotPrompt`, *optional*): replaces the built-in few-shot prompt (its answers must
             match `explanations`).
-        n_examples (`int`, *optional*): use only the first n built-in demonstrations (default: all 6).
+        n_examples (`int`, defaults to 4): how many of the 6 built-in demonstrations to use.
         rows_per_call (`int`, defaults to 1): instructions per request. Above 1 the model answers a JSON
             object keyed by row number; rows missing or invalid in it are asked again one by one.
         max_tokens (`int`, *optional*): completion-token cap per row. Default: 48 for bare tags (a valid
@@ -128,7 +134,7 @@ class OpenTagger(LLMMapper):
         explanations: bool | None = None,
         max_query_chars: int = 1500,
         prompt: FewShotPrompt | None = None,
-        n_examples: int | None = None,
+        n_examples: int = DEFAULT_EXAMPLES,
         rows_per_call: int = 1,
         max_tokens: int | None = None,
         **kwargs: Any,

@@ -36,6 +36,7 @@ def test_answer_opening_is_prefilled(fault_server, cache_path):
     assert server.requests[-1]["prompt"].endswith("\nOutput:")
     assert answer_prefix(TAGGING_PROMPT.messages("x")) == '[{"tag":"'
     assert answer_prefix(FewShotPrompt("s", (("a", '["x"]'), ("b", '{"y": 1}'))).messages("q")) == ""
+    assert answer_prefix(FewShotPrompt("s", (("a", '["x", "y"]'),)).messages("q")) == ""  # one demo shows no shared opening
 
 
 def rows_responder(drop: str | None = None):
@@ -157,7 +158,7 @@ def test_rows_prompt_shape():
     messages = prompt.rows_messages(["first\nline", "second"])
     assert messages[0]["content"].endswith(ROWS_NOTE)
     demos = [m for m in messages[1:-1] if m["role"] == "assistant"]
-    assert len(demos) == 3 and all(len(json.loads(d["content"])) == 2 for d in demos)  # 6 examples, 2 per turn
+    assert len(demos) == 2 and all(len(json.loads(d["content"])) == 2 for d in demos)  # 4 examples, 2 per turn
     assert messages[-1]["content"] == "1. first line\n2. second"
     schema = rows_schema(schema_of(PlainTags), 2)
     assert schema["required"] == ["1", "2"] and schema["properties"]["1"]["type"] == "array"
@@ -171,6 +172,7 @@ def test_prompts_share_a_byte_identical_prefix():
     assert shared.endswith("\n\nInput: ") and len(shared) > 0.9 * min(len(a), len(b)) - 20
     assert prefix_key(PLAIN_TAGGING_PROMPT.messages("x")) == prefix_key(PLAIN_TAGGING_PROMPT.messages("y"))
     assert prefix_key(PLAIN_TAGGING_PROMPT.messages("x")) != prefix_key(tagging_prompt(False, 3).messages("x"))
+    assert PLAIN_TAGGING_PROMPT == tagging_prompt(False) and len(PLAIN_TAGGING_PROMPT.examples) == 4
 
 
 def _families(n: int):

@@ -44,9 +44,10 @@ def test_server_reports_prefix_cache_hits(local_servers, lima_rows, cache_path):
     assert hits >= requests - len(local_servers.urls)
     reused = after["reused_tokens"] - before["reused_tokens"]
     evaluated = after["evaluated_tokens"] - before["evaluated_tokens"]
-    assert reused / max(1, hits) > 150  # the shared prefix is ~240 tokens
+    assert reused / max(1, hits) > 120  # the shared prefix is ~180 tokens
     assert evaluated < 0.5 * tagger.usage.prompt_tokens  # less than half of the prompt tokens are computed
-    assert all(out["tags"])
+    # a row the model cannot tag even under the grammar is a recorded failure, not a crash
+    assert sum(map(bool, out["tags"])) >= 5 and all(t or e for t, e in zip(out["tags"], out["tags_error"]))
 
 
 def test_free_generation_and_grammar_are_both_valid(local_servers, lima_rows, cache_path):

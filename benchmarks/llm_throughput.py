@@ -89,9 +89,14 @@ def main() -> None:
         print(f"{args.rows} rows, {args.replicas} replicas, concurrency {args.concurrency}, max_tokens {args.max_tokens}")
         asyncio.run(raw_run(servers.urls, prompts[:2], schema, args.concurrency, args.max_tokens))  # warm-up
         for k in range(args.repeats):
+            cpu0 = time.process_time()
             raw.append(asyncio.run(raw_run(servers.urls, prompts, schema, args.concurrency, args.max_tokens)))
+            cpu1 = time.process_time()
             ours.append(ours_run(servers, ds, args.concurrency, args.max_tokens, cache_dir, k))
-            print(f"run {k}: raw {raw[-1][0]:.1f}s ({raw[-1][1]} tok)  ours {ours[-1][0]:.1f}s ({ours[-1][1]} tok)", flush=True)
+            cpu2 = time.process_time()
+            # client CPU competes with the one-thread servers for the 2 cores, so it is printed too
+            print(f"run {k}: raw {raw[-1][0]:.1f}s ({raw[-1][1]} tok, client CPU {cpu1 - cpu0:.2f}s)  "
+                  f"ours {ours[-1][0]:.1f}s ({ours[-1][1]} tok, client CPU {cpu2 - cpu1:.2f}s)  load {os.getloadavg()[0]:.1f}", flush=True)
     for name, runs in (("raw AsyncInferenceClient", raw), ("hf_prefsel Dataset.map", ours)):
         seconds = statistics.median(r[0] for r in runs)
         tokens = statistics.median(r[1] for r in runs)

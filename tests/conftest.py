@@ -89,6 +89,7 @@ class FaultServer:
         self.responder = responder
         self.owned_by = owned_by
         self.tgi = tgi
+        self.finish_reason = "stop"  # what the completion routes report
         self.plan: list[tuple] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -132,8 +133,14 @@ class FaultServer:
                     return
                 if kind == "sleep":
                     time.sleep(action[1])
-                text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.respond(body)
+                try:
+                    text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.respond(body)
+                except Exception as exc:  # a broken responder is a test bug: make it loud
+                    self._send(500, {"error": repr(exc)})
+                    return
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+                # a base model that rambles runs to max_tokens
+                finish = "length" if kind == "garbage" else server.finish_reason
                 if self.path == "/generate" or self.path == "/":
                     prefill = [{"id": i, "text": "x", "logprob": None} for i in range(7)]
                     self._send(200, {"generated_text": text, "details": {
@@ -143,8 +150,11 @@ class FaultServer:
                     self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                                      "choices": [choice], "usage": usage})
                 else:
+                    # like llama.cpp and vLLM: cut at the first stop sequence and leave it out
+                    cuts = [text.find(s) for s in body.get("stop") or [] if s and s in text]
+                    text = text[: min(cuts)] if cuts else text
                     self._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": "fake",
-                                     "choices": [{"index": 0, "text": text, "finish_reason": "stop"}], "usage": usage})
+                                     "choices": [{"index": 0, "text": text, "finish_reason": finish}], "usage": usage})
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
@@ -160,6 +170,15 @@ class FaultServer:
     @property
     def generation_requests(self) -> int:
         return len(self.requests)
+
+    def config(self, cache_path: str | None = None, **overrides: Any):
+        """An `LLMConfig` for this server alone: completion route, fast retries."""
+        from hf_prefsel.llm import LLMConfig
+
+        settings: dict[str, Any] = dict(endpoints=[self.url], route="completion", cache_path=cache_path,
+                                        cache=cache_path is not None, max_concurrency=4, max_retries=1, backoff=0.01)
+        settings.update(overrides)
+        return LLMConfig(**settings)
 
     def close(self) -> None:
         self.httpd.shutdown()

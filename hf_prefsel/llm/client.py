@@ -21,6 +21,7 @@ from .prompt import (
     Message,
     TranscriptFormat,
     answer_prefix,
+    answer_suffix,
     answers_single_line,
     prefix_key,
     render_transcript,
@@ -144,6 +145,14 @@ class LLMClient:
             return ""
         return answer_prefix(messages)
 
+    def _closing(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
+        """The shared answer closing to stop at (`end_at_answer`, free generation on the completion route): the reply
+        then ends on its last bracket, not one token later on the newline. A reply that stopped (not cut by
+        `max_tokens`) gets the closing back; one that ended on an end-of-text token mid-answer is closed too."""
+        if not (self.config.end_at_answer and single_line and schema is None and self.config.resolved_route == "completion"):
+            return ""
+        return answer_suffix(messages)
+
     def _params(self, overrides: dict[str, Any] | None, *, single_line: bool = False) -> dict[str, Any]:
         params = self.config.generation_params()
         if self.config.resolved_route == "completion" and self.config.end_at_answer:
@@ -172,7 +181,8 @@ class LLMClient:
         """One reply for `messages` (from the cache if it was paid for before).
 
         `single_line` says the reply is one line (its demonstrations are): with `end_at_answer`,
-        free generation on the completion route then stops at the first newline. With a
+        free generation on the completion route then stops on the closing all demonstrated answers
+        end with (see `answer_suffix`), or else at the first newline. With a
         `schema` the JSON grammar ends the reply instead, and newlines may sit inside the JSON.
 
         Raises:
@@ -185,6 +195,12 @@ class LLMClient:
             self._semaphore = asyncio.Semaphore(1 if self.config.is_local else self.config.max_concurrency)
         params = self._params(overrides, single_line=single_line and schema is None)
         prefill = self._prefill(messages, schema, single_line)
+        closing = self._closing(messages, schema, single_line)
+        if closing:
+            # the closing replaces the newline stop: a reply stopped at a newline could not be told from one stopped
+            # at its closing (servers drop the match), and a reply that never closes then runs to `max_tokens`,
+            # is reported as cut, and goes to repair instead of being closed into a valid-looking list
+            params["stop"] = [closing, *(s for s in params.get("stop") or [] if s not in (closing, "\n"))]
         first = self.backends[0]
         await self._prepare(first)
         key = request_key(self._payload(first, messages, params, schema, prefill))
@@ -211,6 +227,8 @@ class LLMClient:
                     reply = await (send if self.config.is_local else asyncio.wait_for(send, self.config.timeout))
                     if prefill:
                         reply.text = prefill + reply.text
+                    if closing and reply.finish_reason != "length" and not reply.text.rstrip().endswith(closing):
+                        reply.text += closing  # servers drop the stop sequence they matched (TGI keeps it)
                 except Exception as exc:  # classified below
                     self.usage.add(calls=1)
                     last = exc

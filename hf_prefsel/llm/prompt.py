@@ -103,6 +103,27 @@ def answer_prefix(messages: Sequence[Message]) -> str:
     return shared if shared[:1] in ("[", "{") else ""
 
 
+_JSON_CLOSERS = '"]}'
+
+
+def answer_suffix(messages: Sequence[Message]) -> str:
+    """The closing that every demonstrated answer ends with, made of JSON closers only (e.g. `"]` or `"}]`).
+
+    Used as a stop sequence on the completion route, it ends the reply as soon as the answer
+    closes instead of one token later at the newline (the server drops it; the client puts it
+    back). Empty with fewer than two distinct demonstrations, answers that do not end alike, or a
+    closing that also occurs inside a demonstrated answer (nested objects).
+    """
+    answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
+    if len(set(answers)) < 2:
+        return ""
+    shared = os.path.commonprefix([a[::-1] for a in answers])[::-1]
+    closing = shared[len(shared.rstrip(_JSON_CLOSERS)) :]
+    if not closing.strip('"') or any(a.count(closing) > 1 for a in answers):
+        return ""  # a lone quote closes a string, not the answer; a closing seen earlier in a demo would stop too soon
+    return closing
+
+
 def prefix_key(messages: Sequence[Message]) -> str:
     """A short hash of everything before the last message: the part that requests of one prompt family share."""
     blob = json.dumps(list(messages[:-1]), sort_keys=True, ensure_ascii=False, separators=(",", ":"))

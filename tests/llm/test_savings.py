@@ -9,7 +9,7 @@ import datasets
 import pytest
 
 from hf_prefsel.llm import FewShotPrompt, LLMClient, LLMConfig, LocalServers, render_transcript
-from hf_prefsel.llm.prompt import ROWS_NOTE, answer_prefix, answers_single_line, prefix_key
+from hf_prefsel.llm.prompt import ROWS_NOTE, answer_prefix, answer_suffix, answers_single_line, prefix_key
 from hf_prefsel.llm.structured import rows_schema, schema_of
 from hf_prefsel.tacos import OpenTagger
 from hf_prefsel.tacos.tagger import PLAIN_TAGGING_PROMPT, TAGGING_PROMPT, PlainTags, is_embedded_model, tagging_prompt
@@ -79,8 +79,34 @@ def test_free_structured_reply_stops_at_the_end_of_its_line(fault_server, cache_
     [result] = client.run_structured([PLAIN_TAGGING_PROMPT.messages(QUERIES[0])], PlainTags)
     assert result.ok
     body = server.requests[0]
-    # llama-cpp-python dialect -> constrain "repair": no grammar, one-line demos -> stop at the newline
-    assert body["stop"] == ["\n"] and "grammar" not in body
+    # llama-cpp-python dialect -> constrain "repair": no grammar, one-line demos -> stop where every demo answer
+    # closes (the server drops it, the client puts it back)
+    assert body["stop"] == ['"]'] and "grammar" not in body
+    assert result.value == tags_for(QUERIES[0])
+
+
+def test_answer_closing():
+    assert answer_suffix(PLAIN_TAGGING_PROMPT.messages("x")) == '"]'
+    assert answer_suffix(TAGGING_PROMPT.messages("x")) == '"}]'
+    assert answer_suffix(FewShotPrompt("s", (("a", '["x"]'), ("b", '{"y":"1"}'))).messages("q")) == ""
+    assert answer_suffix(FewShotPrompt("s", (("a", '{"n":1}'), ("b", '{"n":2}'))).messages("q")) == "}"
+    assert answer_suffix(FewShotPrompt("s", (("a", '["x"]'),)).messages("q")) == ""
+    nested = FewShotPrompt("s", (("a", '{"p":{"n":1},"q":{"n":2}}'), ("b", '{"p":{"n":3},"q":{"n":4}}')))
+    assert answer_suffix(nested.messages("q")) == "}}"  # seen only at the end of each demo
+    inner = FewShotPrompt("s", (("a", '{"p":{"n":1},"q":2}'), ("b", '{"p":{"n":3},"q":4}')))
+    assert answer_suffix(inner.messages("q")) == ""  # "}" would stop the reply at the end of "p"
+
+
+def test_reply_cut_by_the_token_limit_is_not_closed(fault_server, cache_path):
+    """Only a reply that stopped is closed: one cut by max_tokens stays unfinished and goes to repair."""
+    server = fault_server(responder=lambda body: 'one","two","thr')
+    server_length = fault_server(responder=lambda body: 'one","two","thr')
+    config = dict(route="completion", cache=False, repair_attempts=0)
+    [closed] = LLMClient(LLMConfig(endpoints=[server.url], **config)).run_structured([PLAIN_TAGGING_PROMPT.messages("q")], PlainTags)
+    assert closed.ok and closed.value == ["one", "two", "thr"]
+    server_length.finish_reason = "length"
+    [cut] = LLMClient(LLMConfig(endpoints=[server_length.url], **config)).run_structured([PLAIN_TAGGING_PROMPT.messages("q")], PlainTags)
+    assert not cut.ok
 
 
 def test_stop_switches(fault_server, cache_path):

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
@@ -76,93 +74,26 @@ class Request:
         return first.split("：", 1)[-1] if "：" in first else first.split(": ", 1)[-1]
 
 
-class FakeLLM:
-    """An OpenAI-compatible server on 127.0.0.1 whose replies come from `responder(Request) -> str`.
-
-    It reports itself as a llama-cpp-python server, so the client uses the completion route with a grammar field
-    (ignored here). Every request body is kept in `requests`.
-    """
-
-    def __init__(self, responder: Callable[[Request], str]):
-        self.responder = responder
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:
-                if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "/models/fake.gguf", "owned_by": "me"}]})
-                else:
-                    self._send(404, {"error": "not found"})
-
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                with fake.lock:
-                    fake.requests.append(body)
-                try:
-                    text = fake.responder(Request(body))
-                except Exception as exc:  # a broken responder is a test bug: make it loud
-                    self._send(500, {"error": repr(exc)})
-                    return
-                # a completion prompt may end with the start of the answer (e.g. '{"topic": "'): a model continues
-                # after it, so the reply leaves that part out
-                started = body.get("prompt", "").rsplit("Output:", 1)[-1].lstrip() if "prompt" in body else ""
-                if started and text.startswith(started):
-                    text = text[len(started):]
-                usage = {"prompt_tokens": 20, "completion_tokens": 10, "total_tokens": 30}
-                if self.path.endswith("/chat/completions"):
-                    choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                else:
-                    choice = {"index": 0, "text": text, "finish_reason": "stop"}
-                self._send(200, {"id": "x", "object": "completion", "created": 0, "model": "fake", "choices": [choice], "usage": usage})
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def config(self, cache_path: str, **overrides: Any):
-        from hf_prefsel.llm import LLMConfig
-
-        settings = dict(endpoints=[self.url], route="completion", server="llama_cpp_python", cache_path=cache_path,
-                        max_concurrency=4, max_retries=1, backoff=0.01)
-        settings.update(overrides)
-        return LLMConfig(**settings)
-
-    def bodies(self, stage: str) -> list[dict[str, Any]]:
-        return [b for b in self.requests if stage_of(b) == stage]
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+def continuation(body: dict[str, Any], text: str) -> str:
+    """What a model writes after a completion prompt that already opens the answer (e.g. `Output: {"topic": "`)."""
+    started = body.get("prompt", "").rsplit("Output:", 1)[-1].lstrip() if "prompt" in body else ""
+    return text[len(started):] if started and text.startswith(started) else text
 
 
 @pytest.fixture
-def fake_llm():
-    """Factory: `fake_llm(responder)` starts a fake endpoint; all are stopped after the test."""
-    servers: list[FakeLLM] = []
+def fake_llm(fault_server):
+    """Factory: `fake_llm(responder)` starts a fake llama-cpp-python endpoint answering `responder(Request)`.
 
-    def make(responder: Callable[[Request], str]) -> FakeLLM:
-        servers.append(FakeLLM(responder))
-        return servers[-1]
+    It is the suite's `fault_server` (see tests/conftest.py) with a TaP view of each request, plus
+    `bodies(stage)`: the request bodies one TaP stage sent.
+    """
 
-    yield make
-    for server in servers:
-        server.close()
+    def make(responder: Callable[[Request], str]):
+        server = fault_server(responder=lambda body: continuation(body, responder(Request(body))))
+        server.bodies = lambda stage: [b for b in server.requests if stage_of(b) == stage]
+        return server
+
+    return make
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,9 @@
     schema dialect, validation, request cache writes, usage accounting, the sync face.
 Both send identical chat requests (few-shot messages, the llama.cpp schema form, same max_tokens)
 to local llama.cpp servers with the embedded Gemma 3 270M (two one-thread replicas by default).
-Runs alternate a, b, a, b, ... and the medians are compared. Last line: `ratio: X` = b / a rows/s.
+Runs alternate (a, b, b, a, a, b, ...) and the medians are compared; each run also reports the servers'
+CPU seconds, which tells extra work per request apart from the shared machine's contention. Last line:
+`ratio: X` = b / a rows/s.
 """
 
 from __future__ import annotations
@@ -88,19 +90,25 @@ def main() -> None:
     with serve_local(args.replicas, n_threads=1) as servers, tempfile.TemporaryDirectory() as cache_dir:
         print(f"{args.rows} rows, {args.replicas} replicas, concurrency {args.concurrency}, max_tokens {args.max_tokens}")
         asyncio.run(raw_run(servers.urls, prompts[:2], schema, args.concurrency, args.max_tokens))  # warm-up
+        jobs = {"raw": lambda: asyncio.run(raw_run(servers.urls, prompts, schema, args.concurrency, args.max_tokens)),
+                "ours": lambda: ours_run(servers, ds, args.concurrency, args.max_tokens, cache_dir, len(ours))}
         for k in range(args.repeats):
-            cpu0 = time.process_time()
-            raw.append(asyncio.run(raw_run(servers.urls, prompts, schema, args.concurrency, args.max_tokens)))
-            cpu1 = time.process_time()
-            ours.append(ours_run(servers, ds, args.concurrency, args.max_tokens, cache_dir, k))
-            cpu2 = time.process_time()
-            # client CPU competes with the one-thread servers for the 2 cores, so it is printed too
-            print(f"run {k}: raw {raw[-1][0]:.1f}s ({raw[-1][1]} tok, client CPU {cpu1 - cpu0:.2f}s)  "
-                  f"ours {ours[-1][0]:.1f}s ({ours[-1][1]} tok, client CPU {cpu2 - cpu1:.2f}s)  load {os.getloadavg()[0]:.1f}", flush=True)
+            line = [f"run {k}:"]
+            for name in ("raw", "ours") if k % 2 == 0 else ("ours", "raw"):  # alternate, so drift hits both
+                client0, server0 = time.process_time(), servers.cpu_seconds()
+                seconds, tokens = jobs[name]()
+                client, server = time.process_time() - client0, servers.cpu_seconds() - server0
+                (raw if name == "raw" else ours).append((seconds, tokens, server))
+                # client CPU competes with the one-thread servers for the 2 cores; server CPU is the work the
+                # requests cost, which identical requests should cost both sides alike
+                line.append(f"{name} {seconds:.1f}s ({tokens} tok, client CPU {client:.2f}s, server CPU {server:.1f}s)")
+            print("  ".join(line) + f"  load {os.getloadavg()[0]:.1f}", flush=True)
     for name, runs in (("raw AsyncInferenceClient", raw), ("hf_prefsel Dataset.map", ours)):
         seconds = statistics.median(r[0] for r in runs)
         tokens = statistics.median(r[1] for r in runs)
-        print(f"{name}: {args.rows / seconds:.3f} requests/s, {tokens / seconds:.1f} completion tokens/s")
+        server = statistics.median(r[2] for r in runs)
+        print(f"{name}: {args.rows / seconds:.3f} requests/s, {tokens / seconds:.1f} completion tokens/s, "
+              f"server CPU {server / args.rows:.3f} s/request")
     ratio = statistics.median(r[0] for r in raw) / statistics.median(o[0] for o in ours)
     print(f"ratio: {ratio:.3f}")
 

@@ -86,21 +86,11 @@ def jaccard(a: list[str] | None, b: list[str] | None) -> float:
 
 
 # -- measuring ------------------------------------------------------------------------------------------
-def server_cpu(servers: LocalServers) -> float:
-    """CPU seconds used so far by the server processes (contention inflates wall time far more than this)."""
-    total = 0
-    for proc in servers.processes:
-        with open(f"/proc/{proc.pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
 def measured(servers: LocalServers, run: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     """Run one timed job and add server CPU, prompt-cache figures and the load average to its result."""
-    stats0, cpu0, load0 = servers.prefix_stats(), server_cpu(servers), os.getloadavg()[0]
+    stats0, cpu0, load0 = servers.prefix_stats(), servers.cpu_seconds(), os.getloadavg()[0]
     result = run()
-    stats1, cpu1 = servers.prefix_stats(), server_cpu(servers)
+    stats1, cpu1 = servers.prefix_stats(), servers.cpu_seconds()
     result.update(server_cpu_s=cpu1 - cpu0, load=(load0 + os.getloadavg()[0]) / 2,
                   evaluated_tokens=stats1["evaluated_tokens"] - stats0["evaluated_tokens"],
                   prefix_hits=stats1["prefix_hits"] - stats0["prefix_hits"] + stats1["full_hits"] - stats0["full_hits"],

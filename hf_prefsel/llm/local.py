@@ -91,6 +91,19 @@ class LocalServers:
             stats["full_hits"] += text.count("full prompt already cached")
         return stats
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds the replicas have used so far (Linux `/proc`): the work requests cost the servers, which
+        wall time on a shared machine hides under contention."""
+        total = 0
+        for proc in self.processes:
+            try:
+                with open(f"/proc/{proc.pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+        return total / os.sysconf("SC_CLK_TCK")
+
     def close(self) -> None:
         """Stop every replica (SIGTERM, then SIGKILL after 10 s)."""
         for proc in self.processes:

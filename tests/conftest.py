@@ -12,19 +12,9 @@ from typing import Any, Callable
 
 import pytest
 
+from shared_data import shared_path as shared_data
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data"))
-
-
-def shared_data(*parts: str) -> str:
-    """Path of a file under ../shared/data (never copied into the repo); skips locally, fails in CI, if absent."""
-    path = os.path.join(SHARED_DATA, *parts)
-    if not os.path.exists(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"Test data {path} is missing.")
-        pytest.skip(f"Test data {path} is missing.")
-    return path
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +56,6 @@ def lima_rows() -> list[dict]:
 
     with open(shared_data("instructions", "lima_train_1k.jsonl")) as fh:
         return [json.loads(line) for _, line in zip(range(40), fh)]
-
 
 
 def tags_reply(body: dict[str, Any]) -> str:

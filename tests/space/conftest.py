@@ -17,10 +17,10 @@ from typing import Iterator
 
 import httpx
 import pytest
+from shared_data import shared_path
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = ROOT / "spaces" / "app.py"
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 # Small caps for the tests; the browser test overrides nothing else.
 TEST_LIMITS = {
@@ -32,12 +32,7 @@ TEST_LIMITS = {
 
 def shared(*parts: str) -> Path:
     """A file under ../shared/data: skips locally, fails in CI, when absent."""
-    path = SHARED_DATA.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"Test data {path} is missing.")
-        pytest.skip(f"Test data {path} is missing.")
-    return path
+    return Path(shared_path(*parts))
 
 
 def write_jsonl_sample(src: Path, dest: Path, n: int, keys: tuple[str, ...] | None = None) -> Path:

@@ -7,26 +7,11 @@ import os
 
 import pytest
 
+from shared_data import read_jsonl, shared_path  # noqa: F401  (tests/ is on pythonpath)
+
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-SHARED_DATA = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data"))
-
-
-def shared_path(*parts: str) -> str:
-    """Path of a file under ../shared/data (never copied into the repo); skips locally, fails in CI, if absent."""
-    path = os.path.join(SHARED_DATA, *parts)
-    if not os.path.exists(path):
-        if os.environ.get("CI"):
-            pytest.fail(f"Test data {path} is missing.")
-        pytest.skip(f"Test data {path} is missing.")
-    return path
-
-
-def read_jsonl(*parts: str) -> list[dict]:
-    with open(shared_path(*parts), encoding="utf-8") as f:
-        return [json.loads(line) for line in f]
 
 
 @pytest.fixture(scope="session")

@@ -33,14 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+
+from _measure import Steps
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -52,36 +52,10 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def _reset_peak() -> None:
-    """Reset the kernel's peak-RSS counter (Linux `clear_refs` 5), so each step reports its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
 
 
-def _peak_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def timed(name: str, fn: Callable[[], Any], results: dict[str, float]) -> Any:
-    """Run `fn`, print and record its wall time, its CPU time and its peak RSS."""
-    _reset_peak()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    out = fn()
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    results[name] = seconds
-    # CPU seconds next to wall seconds: on a shared machine the wall time also measures the neighbours
-    print(f"{name:<30} {seconds:8.2f} s wall {cpu:8.2f} s cpu   peak RSS {_peak_mb():7.0f} MB", flush=True)
-    return out
 
 
 def synthetic_pool(n: int, k: int, seed: int = 0) -> tuple[Any, list[str]]:
@@ -214,9 +188,9 @@ def main(argv: list[str] | None = None) -> int:
 
     disable_progress_bars()
     print(f"PD scale benchmark: {n:,} pairs x {k} aspects, ratio {args.ratio}; cpu count {os.cpu_count()}", flush=True)
-    results: dict[str, float] = {}
+    steps = Steps()
 
-    ds, aspects = timed("data (setup, not in headline)", lambda: synthetic_pool(n, k), results)
+    ds, aspects = steps.run("data (setup, not in headline)", lambda: synthetic_pool(n, k))
 
     # 2. the formula alone on arrays
     from hf_prefsel.pd.schema import label_codes
@@ -230,16 +204,15 @@ def main(argv: list[str] | None = None) -> int:
         pd, _, _ = preference_divergence(gap_matrix, own, gamma=0.9)
         return rank_select(pd, int(round(args.ratio * n)))
 
-    timed("pd_core (numpy)", core, results)
+    steps.run("pd_core (numpy)", core)
     del gap_matrix
 
     # 3-4. the library path on the Dataset
     config = PDConfig(progress=False)
-    result = timed("compute_pd", lambda: compute_pd(ds, RatingsScorer(), config), results)
-    kept = timed("select_by_pd (global)", lambda: select_by_pd(result.dataset, ratio=args.ratio), results)
-    timed("select_by_pd (stratified)",
-          lambda: select_by_pd(result.dataset, ratio=args.ratio, stratify_by_aspect=True), results)
-    headline = results["compute_pd"] + results["select_by_pd (global)"]
+    result = steps.run("compute_pd", lambda: compute_pd(ds, RatingsScorer(), config))
+    kept = steps.run("select_by_pd (global)", lambda: select_by_pd(result.dataset, ratio=args.ratio))
+    steps.run("select_by_pd (stratified)", lambda: select_by_pd(result.dataset, ratio=args.ratio, stratify_by_aspect=True))
+    headline = steps.seconds("compute_pd") + steps.seconds("select_by_pd (global)")
     print(f"pairs kept: {len(kept):,} of {n:,}; conflict rate (PD > 0) pool {conflict_rate(result.dataset):.3f} "
           f"-> kept {conflict_rate(kept):.3f}; scales q_k' "
           + ", ".join(f"{v:.3f}" for v in result.scales.values()))
@@ -258,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
         hf_logging.set_verbosity_error()  # "score head newly initialized" is expected for a causal-LM checkpoint
         hf_logging.disable_progress_bar()
         with tempfile.TemporaryDirectory(prefix="pd_bench_rm_") as tmp:
-            model_dir = timed("rm_build (tiny model)", lambda: tiny_reward_model(Path(tmp)), results)
+            model_dir = steps.run("rm_build (tiny model)", lambda: tiny_reward_model(Path(tmp)))
             # real texts, relabelled round-robin over the K benchmark aspects so every pair is scored K times
             pairs = real_pairs(m).remove_columns("aspect")
             rm_aspects = aspects
@@ -269,8 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                                        max_length=512)
             sample = scorer.texts_to_ids(pairs["prompt"][:64], pairs["chosen"][:64])
             mean_tokens = float(np.mean([len(x) for x in sample]))
-            timed("rm_scoring (compute_pd)", lambda: compute_pd(pairs, scorer, PDConfig(progress=False)), results)
-        seconds = results["rm_scoring (compute_pd)"]
+            steps.run("rm_scoring (compute_pd)", lambda: compute_pd(pairs, scorer, PDConfig(progress=False)))
+        seconds = steps.seconds("rm_scoring (compute_pd)")
         pair_aspects = m * len(rm_aspects)
         sequences = 2 * pair_aspects
         rate = pair_aspects / seconds

@@ -23,17 +23,17 @@ Prints one line per step (wall seconds, peak RSS during the step) and, last, the
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import re
-import resource
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
+
+from _measure import Steps
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -56,44 +56,10 @@ TASKS = [
 # ------------------------------------------------------------------------------------------------ measurement
 
 
-def _reset_peak() -> bool:
-    """Reset the kernel's peak-RSS counter (Linux), so each step reports its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-class Steps:
-    """Runs and reports steps: wall seconds, CPU seconds (all threads; less sensitive to other load on the
-    machine), and the peak resident memory of the process during the step."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[str, float, float, float]] = []
-
-    def run(self, name: str, fn: Callable[[], Any]) -> Any:
-        gc.collect()
-        _reset_peak()
-        start, cpu = time.perf_counter(), time.process_time()
-        out = fn()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
-        peak = _peak_rss_mb()
-        self.rows.append((name, seconds, cpu_seconds, peak))
-        print(f"{name:<28} {seconds:8.2f} s wall {cpu_seconds:8.2f} s CPU   peak RSS {peak:8.0f} MB", flush=True)
-        return out
 
 
 # ------------------------------------------------------------------------------------------------ synthetic data

@@ -32,12 +32,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _measure import peak_rss_mb, reset_peak
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -45,24 +46,8 @@ if str(REPO) not in sys.path:
 DATA = REPO.parent / "shared" / "data"
 
 
-def _reset_peak() -> None:
-    """Reset the kernel's peak RSS (Linux `clear_refs` 5) so each step reports its own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass
 
 
-def _peak_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def synthetic_concepts(n: int, dim: int = 384, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -126,13 +111,13 @@ def main() -> None:
     tree = None
     for size in sorted({max(1000, n_concepts // 4), max(1000, n_concepts // 2), n_concepts}):
         names, vecs = synthetic_concepts(size)
-        _reset_peak()
-        base = _peak_mb()
+        reset_peak()
+        base = peak_rss_mb()
         t0, c0 = time.perf_counter(), time.process_time()
         tree = KnowledgeTree.build(names, KnowledgeTreeConfig(), embeddings=vecs)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
         levels = ",".join(str(s["nodes"]) for s in tree.level_stats)
-        print(f"tree_build concepts={size} seconds={dt:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={_peak_mb():.0f} (before {base:.0f}) "
+        print(f"tree_build concepts={size} seconds={dt:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={peak_rss_mb():.0f} (before {base:.0f}) "
               f"depth={tree.depth} nodes={tree.n_nodes} levels={levels}")
         del names, vecs
     assert tree is not None
@@ -151,14 +136,14 @@ def main() -> None:
 
     rows, quality = pool_rows(tree, n_rows)
     budget = 0.05
-    _reset_peak()
-    base = _peak_mb()
+    reset_peak()
+    base = peak_rss_mb()
     c0 = time.process_time()
     res = sample_global(tree, rows, quality, GlobalSamplerConfig(budget=budget))
     cpu = time.process_time() - c0
     rand = np.random.default_rng(2).choice(n_rows, len(res.indices), replace=False)
     info_rand = tree_information(tree, rows, quality, rand)
-    print(f"sampler_global rows={n_rows} selected={len(res.indices)} seconds={res.seconds:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={_peak_mb():.0f} (before {base:.0f}) "
+    print(f"sampler_global rows={n_rows} selected={len(res.indices)} seconds={res.seconds:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={peak_rss_mb():.0f} (before {base:.0f}) "
           f"rescored={res.evaluations} I(S)={res.information:.1f} I(random)={info_rand:.1f} "
           f"gains_nonincreasing={bool(np.all(np.diff(res.gains) <= 1e-9 * max(1.0, res.gains[0])))}")
 
@@ -167,15 +152,15 @@ def main() -> None:
     in_top = np.asarray(anc[:, top].sum(axis=1)).reshape(-1) > 0
     row_hits = np.asarray(rows[:, np.flatnonzero(in_top)].sum(axis=1)).reshape(-1) > 0
     target_rows = rows[np.flatnonzero(row_hits)[:5000]]
-    _reset_peak()
-    base = _peak_mb()
+    reset_peak()
+    base = peak_rss_mb()
     c0 = time.process_time()
     res_a = sample_aligned(tree, rows, target_rows, quality, AlignedSamplerConfig(budget=budget, mu=1.0))
     cpu = time.process_time() - c0
     from hf_prefsel.tags.metric import kl_divergence, leaf_distribution
 
     kl_global = kl_divergence(leaf_distribution(tree, target_rows), leaf_distribution(tree, rows, res.indices))
-    print(f"sampler_aligned rows={n_rows} seconds={res_a.seconds:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={_peak_mb():.0f} (before {base:.0f}) "
+    print(f"sampler_aligned rows={n_rows} seconds={res_a.seconds:.1f} cpu_seconds={cpu:.1f} peak_rss_mb={peak_rss_mb():.0f} (before {base:.0f}) "
           f"KL(target||global)={kl_global:.3f} KL(target||aligned)={res_a.kl_to_target:.3f} I(aligned)={res_a.information:.1f}")
     name = "tags_sampler_1m_5pct_seconds" if n_rows == 1_000_000 else "tags_sampler_quick_5pct_seconds"
     print(f"{name}: {res.seconds:.2f}")

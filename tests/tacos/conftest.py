@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import pytest
 
-from shared_data import read_jsonl, shared_path  # noqa: F401  (tests/ is on pythonpath)
+from shared_data import read_jsonl  # tests/ is on pythonpath
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

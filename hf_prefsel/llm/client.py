@@ -148,7 +148,10 @@ class LLMClient:
     def _closing(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
         """The shared answer closing to stop at (`end_at_answer`, free generation on the completion route): the reply
         then ends on its last bracket, not one token later on the newline. A reply that stopped (not cut by
-        `max_tokens`) gets the closing back; one that ended on an end-of-text token mid-answer is closed too."""
+        `max_tokens`) gets the closing back. Servers drop the stop sequence they matched, so a reply that stopped
+        at the newline mid-answer is closed too: validation then decides (`{"analysis": "...` stays invalid,
+        `["a","b` becomes the two tags the model wrote). The newline stop stays, because a base model that
+        goes off the demonstrated shape would otherwise run on to `max_tokens`."""
         if not (self.config.end_at_answer and single_line and schema is None and self.config.resolved_route == "completion"):
             return ""
         return answer_suffix(messages)
@@ -197,10 +200,7 @@ class LLMClient:
         prefill = self._prefill(messages, schema, single_line)
         closing = self._closing(messages, schema, single_line)
         if closing:
-            # the closing replaces the newline stop: a reply stopped at a newline could not be told from one stopped
-            # at its closing (servers drop the match), and a reply that never closes then runs to `max_tokens`,
-            # is reported as cut, and goes to repair instead of being closed into a valid-looking list
-            params["stop"] = [closing, *(s for s in params.get("stop") or [] if s not in (closing, "\n"))]
+            params["stop"] = [closing, *(s for s in params.get("stop") or [] if s != closing)]
         first = self.backends[0]
         await self._prepare(first)
         key = request_key(self._payload(first, messages, params, schema, prefill))

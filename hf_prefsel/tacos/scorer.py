@@ -108,6 +108,9 @@ class ComparativeScorerConfig:
         pair_leftovers (`bool`, defaults to `True`): samples left alone in every cluster (odd counts) are
             paired with each other so they get a score; the released code dropped them (set `False`).
         max_chars (`int`, defaults to 1200): each instruction and response is cut to this many characters.
+        max_tokens (`int`, defaults to 128): reply cap. A verdict is a sentence of analysis and two numbers
+            (~50 tokens); a judge rambling past the cap is cut and repaired instead of paid for up to the
+            endpoint's default.
         seed (`int`, defaults to 0).
     """
 
@@ -121,6 +124,7 @@ class ComparativeScorerConfig:
     aggregate: Literal["mean", "bradley_terry"] = "mean"
     pair_leftovers: bool = True
     max_chars: int = 1200
+    max_tokens: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -294,7 +298,8 @@ class ComparativeScorer(_JudgeBase):
         client = get_client(self.llm)
         before = client.usage.as_dict()
         results = client.run_structured(
-            [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress, desc="Comparative scoring"
+            [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress, desc="Comparative scoring",
+            overrides={"max_tokens": cfg.max_tokens},
         )
         n = len(rows)
         per_sample: list[list[float]] = [[] for _ in range(n)]
@@ -359,7 +364,8 @@ class SingletonScorer(_JudgeBase):
         client = get_client(self.llm)
         before = client.usage.as_dict()
         prompts = [self.prompt.messages(f"Instruction: {t[0]}\nResponse: {t[1]}") for t in map(self._sample_text, rows)]
-        results = client.run_structured(prompts, SingleJudgement, progress=progress, desc="Singleton scoring")
+        results = client.run_structured(prompts, SingleJudgement, progress=progress, desc="Singleton scoring",
+                                        overrides={"max_tokens": self.config.max_tokens})
         scores = [float(r.value.score) if r.ok else math.nan for r in results]
         after = client.usage.as_dict()
         self.report = ScoringReport(

@@ -87,6 +87,9 @@ def test_scores_pairs_and_aggregates(fault_server, cache_path, clustered):
         assert (out["score"][a] > out["score"][b]) == (len(clustered["output"][a]) > len(clustered["output"][b]))
     assert scorer.report.position_bias_rate is None
     assert all(c >= 1 for c in out["n_comparisons"])
+    # a verdict is short: the judge's cap, not the endpoint default (256), bounds what a rambling reply costs
+    assert {body["max_tokens"] for body in server.requests} == {128}
+    assert all(body["stop"][0] == "}" for body in server.requests)  # stop where every demonstrated verdict closes
 
 
 def test_swap_measures_position_bias(fault_server, cache_path, clustered):

@@ -42,8 +42,12 @@ def test_structured_tags_for_20_real_instructions(local_servers, lima_rows, cach
     assert [r.value for r in again] == [r.value for r in results]
 
 
-def test_inference_client_chat_route_with_schema(local_servers, lima_rows):
+def test_inference_client_chat_route_with_schema(local_servers, lima_rows, monkeypatch):
     """huggingface_hub.InferenceClient against the real server, with the llama.cpp schema form."""
+    from huggingface_hub import constants
+
+    # other test folders set HF_HUB_OFFLINE=1, which makes the hub client refuse even a localhost endpoint
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     client = InferenceClient(base_url=local_servers.urls[0])
     schema = schema_of(PlainTags)
     for query in _queries(lima_rows, 3):

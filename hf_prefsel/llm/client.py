@@ -141,9 +141,7 @@ class LLMClient:
     def _prefill(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
         """The shared answer opening to write into the prompt: free structured generation on the completion route only
         (a grammar must see the JSON from its first character)."""
-        if not (self.config.prefill and single_line and schema is None and self.config.resolved_route == "completion"):
-            return ""
-        return answer_prefix(messages)
+        return answer_prefix(messages) if self.config.prefill and self._free_single_line(schema, single_line) else ""
 
     def _closing(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
         """The shared answer closing to stop at (`end_at_answer`, free generation on the completion route): the reply
@@ -152,9 +150,11 @@ class LLMClient:
         at the newline mid-answer is closed too: validation then decides (`{"analysis": "...` stays invalid,
         `["a","b` becomes the two tags the model wrote). The newline stop stays, because a base model that
         goes off the demonstrated shape would otherwise run on to `max_tokens`."""
-        if not (self.config.end_at_answer and single_line and schema is None and self.config.resolved_route == "completion"):
-            return ""
-        return answer_suffix(messages)
+        return answer_suffix(messages) if self.config.end_at_answer and self._free_single_line(schema, single_line) else ""
+
+    def _free_single_line(self, schema: dict | None, single_line: bool) -> bool:
+        """A one-line answer generated without a grammar, as a continued transcript (what prefill and closing fit)."""
+        return single_line and schema is None and self.config.resolved_route == "completion"
 
     def _params(self, overrides: dict[str, Any] | None, *, single_line: bool = False) -> dict[str, Any]:
         params = self.config.generation_params()

@@ -87,6 +87,12 @@ def answers_single_line(messages: Sequence[Message]) -> bool:
 _JSON_BOUNDARY = '"[{:,'
 
 
+def _demonstrated_answers(messages: Sequence[Message]) -> list[str]:
+    """The demonstrations' answers; empty unless there are two distinct ones (one shows no shared shape, only itself)."""
+    answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
+    return answers if len(set(answers)) >= 2 else []
+
+
 def answer_prefix(messages: Sequence[Message]) -> str:
     """The opening that every demonstrated answer shares, cut back to a JSON boundary (e.g. `["` or `[{"tag":"`).
 
@@ -94,9 +100,9 @@ def answer_prefix(messages: Sequence[Message]) -> str:
     continues right after it, which saves those tokens on every reply and keeps a base model
     from starting anything but the demonstrated shape. Empty with fewer than two distinct demonstrations.
     """
-    answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
-    if len(set(answers)) < 2:
-        return ""  # one demonstration shows no shared opening, only itself
+    answers = _demonstrated_answers(messages)
+    if not answers:
+        return ""
     shared = os.path.commonprefix(answers)
     while shared and shared[-1] not in _JSON_BOUNDARY:
         shared = shared[:-1]
@@ -114,8 +120,8 @@ def answer_suffix(messages: Sequence[Message]) -> str:
     back). Empty with fewer than two distinct demonstrations, answers that do not end alike, or a
     closing that also occurs inside a demonstrated answer (nested objects).
     """
-    answers = [m.get("content", "").strip() for m in messages if m.get("role") == "assistant"]
-    if len(set(answers)) < 2:
+    answers = _demonstrated_answers(messages)
+    if not answers:
         return ""
     shared = os.path.commonprefix([a[::-1] for a in answers])[::-1]
     closing = shared[len(shared.rstrip(_JSON_CLOSERS)) :]

@@ -144,13 +144,16 @@ class LLMClient:
         return answer_prefix(messages) if self.config.prefill and self._free_single_line(schema, single_line) else ""
 
     def _closing(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
-        """The shared answer closing to stop at (`end_at_answer`, free generation on the completion route): the reply
-        then ends on its last bracket, not one token later on the newline. A reply that stopped (not cut by
-        `max_tokens`) gets the closing back. Servers drop the stop sequence they matched, so a reply that stopped
-        at the newline mid-answer is closed too: validation then decides (`{"analysis": "...` stays invalid,
-        `["a","b` becomes the two tags the model wrote). The newline stop stays, because a base model that
-        goes off the demonstrated shape would otherwise run on to `max_tokens`."""
-        return answer_suffix(messages) if self.config.end_at_answer and self._free_single_line(schema, single_line) else ""
+        """The shared answer closing to stop at as well (`end_at_answer`, free generation on the completion route),
+        which ends the reply on its last bracket rather than one token later on the newline.
+
+        Only on TGI, which keeps the matched stop sequence in the reply. llama.cpp, vLLM and OpenAI servers drop
+        it, and then a reply stopped at its closing cannot be told from one stopped at the newline mid-answer:
+        putting the closing back turned garbage such as `no idea` into a valid-looking `["no idea"]`.
+        """
+        if not (self.config.end_at_answer and self._free_single_line(schema, single_line)):
+            return ""
+        return answer_suffix(messages) if self.backends[0].server == "tgi" else ""
 
     def _free_single_line(self, schema: dict | None, single_line: bool) -> bool:
         """A one-line answer generated without a grammar, as a continued transcript (what prefill and closing fit)."""
@@ -184,8 +187,8 @@ class LLMClient:
         """One reply for `messages` (from the cache if it was paid for before).
 
         `single_line` says the reply is one line (its demonstrations are): with `end_at_answer`,
-        free generation on the completion route then stops on the closing all demonstrated answers
-        end with (see `answer_suffix`), or else at the first newline. With a
+        free generation on the completion route then stops at the first newline (on TGI also at the
+        closing all demonstrated answers end with, see `answer_suffix`). With a
         `schema` the JSON grammar ends the reply instead, and newlines may sit inside the JSON.
 
         Raises:
@@ -198,11 +201,11 @@ class LLMClient:
             self._semaphore = asyncio.Semaphore(1 if self.config.is_local else self.config.max_concurrency)
         params = self._params(overrides, single_line=single_line and schema is None)
         prefill = self._prefill(messages, schema, single_line)
+        first = self.backends[0]
+        await self._prepare(first)
         closing = self._closing(messages, schema, single_line)
         if closing:
             params["stop"] = [closing, *(s for s in params.get("stop") or [] if s != closing)]
-        first = self.backends[0]
-        await self._prepare(first)
         key = request_key(self._payload(first, messages, params, schema, prefill))
         if self._cache is not None:
             hit = self._cache.get(key)
@@ -227,8 +230,6 @@ class LLMClient:
                     reply = await (send if self.config.is_local else asyncio.wait_for(send, self.config.timeout))
                     if prefill:
                         reply.text = prefill + reply.text
-                    if closing and reply.finish_reason != "length" and not reply.text.rstrip().endswith(closing):
-                        reply.text += closing  # servers drop the stop sequence they matched (TGI keeps it)
                 except Exception as exc:  # classified below
                     self.usage.add(calls=1)
                     last = exc

@@ -89,7 +89,7 @@ def test_scores_pairs_and_aggregates(fault_server, cache_path, clustered):
     assert all(c >= 1 for c in out["n_comparisons"])
     # a verdict is short: the judge's cap, not the endpoint default (256), bounds what a rambling reply costs
     assert {body["max_tokens"] for body in server.requests} == {128}
-    assert all(body["stop"][0] == "}" for body in server.requests)  # stop where every demonstrated verdict closes
+    assert all(body["stop"] == ["\n"] for body in server.requests)  # one-line verdicts end at their newline
 
 
 def test_swap_measures_position_bias(fault_server, cache_path, clustered):

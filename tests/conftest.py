@@ -78,7 +78,6 @@ class FaultServer:
         self.responder = responder
         self.owned_by = owned_by
         self.tgi = tgi
-        self.finish_reason = "stop"  # what the completion routes report
         self.plan: list[tuple] = []
         self.requests: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -129,7 +128,7 @@ class FaultServer:
                     return
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
                 # a base model that rambles runs to max_tokens
-                finish = "length" if kind == "garbage" else server.finish_reason
+                finish = "length" if kind == "garbage" else "stop"
                 if self.path == "/generate" or self.path == "/":
                     prefill = [{"id": i, "text": "x", "logprob": None} for i in range(7)]
                     self._send(200, {"generated_text": text, "details": {

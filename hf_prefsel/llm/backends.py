@@ -24,14 +24,6 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
-    finish_reason: str | None = None  # "length" when max_tokens cut the reply; None when the server does not say
-
-
-def _finish_reason(value: object) -> str | None:
-    """`length` for a reply cut by the token limit (OpenAI `length`, TGI `length`), `stop` otherwise, None if unknown."""
-    if value is None:
-        return None
-    return "length" if str(getattr(value, "value", value)).lower() == "length" else "stop"
 
 
 class HTTPStatusError(EndpointError):
@@ -185,7 +177,6 @@ class HTTPBackend(Backend):
             text=out.choices[0].message.content or "",
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            finish_reason=_finish_reason(getattr(out.choices[0], "finish_reason", None)),
         )
 
     async def _post_openai(self, route: str, body: dict[str, Any]) -> Reply:
@@ -203,7 +194,6 @@ class HTTPBackend(Backend):
             text=text or "",
             prompt_tokens=int(usage.get("prompt_tokens") or 0),
             completion_tokens=int(usage.get("completion_tokens") or 0),
-            finish_reason=_finish_reason(choice.get("finish_reason")),
         )
 
     async def complete(self, prompt: str, params: dict[str, Any], schema: dict | None) -> Reply:
@@ -237,7 +227,6 @@ class HTTPBackend(Backend):
             text=out.generated_text,
             prompt_tokens=len(details.prefill or []) if details else 0,
             completion_tokens=int(details.generated_tokens) if details else 0,
-            finish_reason=_finish_reason(getattr(details, "finish_reason", None)),
         )
 
     async def _tgi_generate_http(
@@ -259,7 +248,6 @@ class HTTPBackend(Backend):
             text=data.get("generated_text", ""),
             prompt_tokens=len(details.get("prefill") or []),
             completion_tokens=int(details.get("generated_tokens") or 0),
-            finish_reason=_finish_reason(details.get("finish_reason")),
         )
 
     async def aclose(self) -> None:
@@ -341,8 +329,7 @@ class LocalBackend(Backend):
                 out = llm.create_chat_completion(first, **kwargs)
                 text = out["choices"][0]["message"]["content"] or ""
         usage = out.get("usage") or {}
-        return Reply(text=text, prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
-                     finish_reason=_finish_reason(out["choices"][0].get("finish_reason")))
+        return Reply(text=text, prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0))
 
     async def complete(self, prompt: str, params: dict[str, Any], schema: dict | None) -> Reply:
         return await asyncio.to_thread(self._run, "complete", prompt, params, schema)

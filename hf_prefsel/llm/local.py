@@ -164,7 +164,8 @@ def serve_local(
             log = tempfile.NamedTemporaryFile(prefix="hf_prefsel-llama-", suffix=".log", delete=False)
             cmd = [
                 sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1", "--port", str(port),
-                "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--chat_format", "gemma",
+                "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
+                "--chat_format", "gemma",
                 "--logits_all", str(logits_all),
             ]
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=tie)

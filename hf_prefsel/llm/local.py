@@ -134,6 +134,7 @@ def serve_local(
     replicas: int = 2,
     *,
     n_threads: int = 1,
+    n_threads_batch: int | None = None,
     n_ctx: int = 4096,
     model_path: str | None = None,
     startup_timeout: float = 120.0,
@@ -164,7 +165,7 @@ def serve_local(
             log = tempfile.NamedTemporaryFile(prefix="hf_prefsel-llama-", suffix=".log", delete=False)
             cmd = [
                 sys.executable, "-m", "llama_cpp.server", "--model", path, "--host", "127.0.0.1", "--port", str(port),
-                "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads),
+                "--n_ctx", str(n_ctx), "--n_threads", str(n_threads), "--n_threads_batch", str(n_threads_batch or n_threads),
                 "--chat_format", "gemma",
                 "--logits_all", str(logits_all),
             ]

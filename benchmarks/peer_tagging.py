@@ -202,6 +202,7 @@ def ablation(args: argparse.Namespace, servers: LocalServers, rows: list[str], w
         "default": lambda: run_ours(servers, rows, workdir),
         "no-stop": lambda: run_ours(servers, rows, workdir, config={"end_at_answer": False}),
         "grammar": lambda: run_ours(servers, rows, workdir, config={"constrain": "always"}),
+        "no-repair": lambda: run_ours(servers, rows, workdir, config={"repair_attempts": 0}),
         "no-prefix": lambda: run_ours(servers, rows, workdir, tagger_class=UniquePrefixTagger),
         "no-prefill": lambda: run_ours(servers, rows, workdir, config={"prefill": False}),
         "depth1": lambda: run_ours(servers, rows, workdir, config={"max_concurrency": len(servers.urls)}),

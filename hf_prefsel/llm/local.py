@@ -143,6 +143,9 @@ def serve_local(
     """Start `replicas` llama-cpp-python OpenAI-compatible servers on free 127.0.0.1 ports.
 
     Waits until each answers `/v1/models`, and stops them all if any fails to start.
+    `n_threads_batch` (prompt evaluation) defaults to `n_threads`: the server's own default, all cores,
+    makes one-thread replicas oversubscribe the machine, and on 2 cores that stalled prompt evaluation
+    by ~3.5 s on many requests (ggml threads waiting on each other's time slices).
     `logits_all=False` (the server's own default is True) skips the 262k-entry logits of every
     prompt token, which nothing here uses (no logprobs): prompt evaluation costs about a third less.
 

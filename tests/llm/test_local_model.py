@@ -26,6 +26,17 @@ def _queries(rows, n):
     return [" ".join(r["instruction"].split())[:600] for r in rows[:n]]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads the servers' command lines from /proc")
+def test_replicas_evaluate_prompts_with_their_own_thread_only(local_servers):
+    # the server's default (all cores for prompt evaluation) oversubscribed 2 cores with two replicas and
+    # stalled prompt evaluation by seconds per request
+    for proc in local_servers.processes:
+        with open(f"/proc/{proc.pid}/cmdline") as fh:
+            args = fh.read().split("\0")
+        assert args[args.index("--n_threads") + 1] == "1"
+        assert args[args.index("--n_threads_batch") + 1] == "1"
+
+
 def test_structured_tags_for_20_real_instructions(local_servers, lima_rows, cache_path):
     client = LLMClient(local_servers.config(cache_path=cache_path, max_tokens=48))
     results = client.run_structured([PLAIN_TAGGING_PROMPT.messages(q) for q in _queries(lima_rows, 20)], PlainTags)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
+
 from .common import (
     add_llm_arguments, add_output_arguments, describe_model, llm_from_args, load_data, print_summary, usage_counts,
 )
@@ -96,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nclusters: {clusterer.n_clusters}  rows after dedup: {len(ds)}" if args.dedup else f"\nclusters: {clusterer.n_clusters}")
     print(f"scoring: {scorer.report}")
     print("\nselected (best first):")
-    best = selected.sort("score", reverse=True)
-    for row in best.select(range(min(10, len(best)))):
+    # numpy, not Dataset.sort: datasets 5.2 passes pyarrow a deprecated sort option (a FutureWarning in the output)
+    best = np.argsort(-np.asarray(selected["score"], dtype=float), kind="stable")[:10]
+    for row in selected.select(best):
         text = " ".join(str(row[args.instruction_column]).split())[:70]
         print(f"  {row['score']:5.1f}  {text:<72} {row['canonical_tags']}")
     summary = {

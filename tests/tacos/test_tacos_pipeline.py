@@ -40,6 +40,11 @@ def test_tacos_select_script(local_servers, shared_file, tmp_path, cache_path):
     assert len(selected) == 4
     assert all(not math.isnan(r["score"]) and r["canonical_tags"] for r in selected)
     assert (tmp_path / "selected.README.md").exists()
+    lines = proc.stdout.splitlines()
+    start = lines.index("selected (best first):") + 1
+    printed = [float(line.split()[0]) for line in lines[start : start + len(selected)]]
+    assert printed == sorted((r["score"] for r in selected), reverse=True)
+    assert "FutureWarning" not in proc.stderr
     vocab = TagVocabulary.from_pretrained(str(vocab_dir))
     assert vocab.n_raw >= vocab.n_canonical >= 1
 

@@ -80,6 +80,7 @@ class FaultServer:
         self.tgi = tgi
         self.plan: list[tuple] = []
         self.requests: list[dict[str, Any]] = []
+        self.authorizations: list[str | None] = []  # the Authorization header of every request, GET and POST
         self.lock = threading.Lock()
         server = self
 
@@ -98,6 +99,7 @@ class FaultServer:
                 self.wfile.write(data)
 
             def do_GET(self) -> None:
+                server.authorizations.append(self.headers.get("Authorization"))
                 if self.path == "/info" and server.tgi:
                     self._send(200, {"model_id": "fake/tgi-model", "max_input_tokens": 4096})
                 elif self.path == "/v1/models":
@@ -108,6 +110,7 @@ class FaultServer:
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
+                server.authorizations.append(self.headers.get("Authorization"))
                 with server.lock:
                     server.requests.append(body)
                     action = server.plan.pop(0) if server.plan else ("normal",)

@@ -56,6 +56,9 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
                        help="base URL of a TGI/vLLM/llama.cpp/OpenAI-compatible server; repeat for replicas. "
                             "Default: the embedded Gemma 3 270M served locally.")
     group.add_argument("--model", help="model name to send to the endpoint (vLLM/OpenAI servers)")
+    group.add_argument("--token-env", metavar="VAR",
+                       help="environment variable holding the endpoints' bearer token. Without it only Hugging Face "
+                            "hosts get a token (your Hugging Face one): other servers never see it")
     group.add_argument("--route", choices=["auto", "chat", "completion"], default="auto",
                        help="chat for instruction-tuned models, completion (few-shot) for base models")
     group.add_argument("--local-replicas", type=int, default=2,
@@ -66,13 +69,23 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
 
 
+def endpoint_token(args: argparse.Namespace) -> str | None:
+    """The bearer token `--token-env` names, or `None` (Hugging Face hosts then get the local Hugging Face token)."""
+    if not getattr(args, "token_env", None):
+        return None
+    token = os.environ.get(args.token_env)
+    if not token:
+        raise ConfigError(f"--token-env {args.token_env}: that environment variable is unset or empty.")
+    return token
+
+
 @contextlib.contextmanager
 def llm_from_args(args: argparse.Namespace) -> Iterator[LLMConfig]:
     """An `LLMConfig` for the parsed options, starting (and afterwards stopping) local servers if needed."""
     common = dict(max_calls=args.max_calls, cache=not args.no_cache, cache_path=args.cache_path)
     if args.endpoint:
         yield LLMConfig(
-            endpoints=args.endpoint, model=args.model, route=args.route, token=os.environ.get("HF_TOKEN"),
+            endpoints=args.endpoint, model=args.model, route=args.route, token=endpoint_token(args),
             max_concurrency=args.concurrency or max(4, 2 * len(args.endpoint)), **common,
         )
     elif args.local_replicas <= 0:

@@ -10,7 +10,7 @@ import argparse
 import os
 import time
 
-from .common import add_llm_arguments, add_output_arguments, llm_from_args
+from .common import add_llm_arguments, add_output_arguments, endpoint_token, llm_from_args
 
 
 def _floats(text: str) -> tuple[float, float]:
@@ -70,7 +70,7 @@ def _configs(args: argparse.Namespace, llm):
     candidates = None
     if args.response_endpoint:
         sources = [None] + [
-            LLMConfig(endpoints=[url], cache=llm.cache, cache_path=llm.cache_path, token=os.environ.get("HF_TOKEN"))
+            LLMConfig(endpoints=[url], cache=llm.cache, cache_path=llm.cache_path, token=endpoint_token(args))
             for url in args.response_endpoint
         ]
         lo, hi = args.temperatures
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         judge_llm = None
         if args.judge_endpoint:
             judge_llm = LLMConfig(endpoints=args.judge_endpoint, model=args.judge_model, cache=llm.cache,
-                                  cache_path=llm.cache_path, token=os.environ.get("HF_TOKEN"))
+                                  cache_path=llm.cache_path, token=endpoint_token(args))
         config = _configs(args, llm)
         result = TaPPipeline(llm, config, judge_llm=judge_llm).run(taxonomy)
     elapsed = time.monotonic() - start

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 
 from ..errors import DependencyError, EndpointError
-from .config import LLMConfig
+from .config import LLMConfig, bearer_token
 from .structured import chat_response_format, completion_schema_fields, gbnf_grammar
 
 
@@ -112,7 +111,8 @@ class HTTPBackend(Backend):
         self._http: httpx.AsyncClient | None = None
 
     def _headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+        token = bearer_token(self.config)
+        return {"Authorization": f"Bearer {token}"} if token else {}
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -127,7 +127,13 @@ class HTTPBackend(Backend):
         if self._hub_client is None:
             from huggingface_hub import AsyncInferenceClient
 
-            self._hub_client = AsyncInferenceClient(base_url=self.url, token=self.config.token, timeout=self.config.timeout)
+            # Given no token (None or ""), the hub client sends this machine's Hugging Face token to any base_url;
+            # setting the header ourselves is the only way to send none.
+            token = bearer_token(self.config)
+            self._hub_client = AsyncInferenceClient(
+                base_url=self.url, token=token, headers={"authorization": f"Bearer {token}" if token else ""},
+                timeout=self.config.timeout,
+            )
         return self._hub_client
 
     async def prepare(self) -> None:

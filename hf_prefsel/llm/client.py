@@ -15,7 +15,7 @@ from typing import Any, Coroutine, Generic, Sequence, TypeVar
 from ..errors import BudgetExceededError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError
 from .backends import Backend, HTTPBackend, LocalBackend, Reply, is_connection_failure, is_retryable
 from .cache import CachedReply, RequestCache, request_key
-from .config import LLMConfig, default_cache_path
+from .config import LLMConfig, bearer_token, default_cache_path
 from .prompt import (
     FewShotPrompt,
     Message,
@@ -537,7 +537,7 @@ _CLIENTS: dict[tuple[int, str], LLMClient] = {}
 
 def get_client(config: LLMConfig) -> LLMClient:
     """The shared client of this process for `config` (so batches reuse connections and counters)."""
-    token_hash = hashlib.sha256((config.token or "").encode()).hexdigest()
+    token_hash = hashlib.sha256((bearer_token(config) or "").encode()).hexdigest()
     key = (os.getpid(), json.dumps(config.fingerprint_state(), sort_keys=True, default=str) + token_hash)
     if key not in _CLIENTS:
         _CLIENTS[key] = LLMClient(config)

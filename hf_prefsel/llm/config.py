@@ -6,6 +6,7 @@ import dataclasses
 import os
 from dataclasses import dataclass, field
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from ..errors import ConfigError
 
@@ -40,9 +41,11 @@ class LLMConfig:
         model (`str`, *optional*):
             Model name sent with each request (needed by vLLM/OpenAI-style servers that host
             several models). Also part of the cache key; when unset it is asked from the server.
-        token (`str`, *optional*):
-            Bearer token for the endpoints. Never logged, printed or stored in the cache.
-            Defaults to `$HF_TOKEN` for `*.huggingface.cloud`/`huggingface.co` endpoints only.
+        token (`str` or `bool`, *optional*):
+            Bearer token for the endpoints. Never logged, printed or stored in the cache. Unset, only
+            Hugging Face hosts (`*.huggingface.cloud`, `huggingface.co`, `*.hf.space`) get this machine's
+            Hugging Face token (`$HF_TOKEN` or `hf auth login`); other servers get none. `False` sends none,
+            even to Hugging Face hosts (e.g. for URLs typed in by someone else).
         route (`"auto" | "chat" | "completion"`, defaults to `"auto"`):
             `chat` sends messages to the Messages API (instruction-tuned models);
             `completion` renders the messages as a few-shot transcript and completes it
@@ -87,7 +90,7 @@ class LLMConfig:
 
     endpoints: list[str] = field(default_factory=list)
     model: str | None = None
-    token: str | None = field(default=None, repr=False)
+    token: str | bool | None = field(default=None, repr=False)
     route: Route = "auto"
     server: ServerKind = "auto"
     max_tokens: int = 256
@@ -133,8 +136,12 @@ class LLMConfig:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.timeout <= 0:
             raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}.")
-        if self.token is None and any("huggingface" in e for e in self.endpoints):
-            self.token = os.environ.get("HF_TOKEN")
+        if self.token is True or (self.token is not None and not isinstance(self.token, (str, bool))):
+            raise ConfigError("token must be a string, False (send none) or None (Hugging Face hosts only).")
+        if self.token is None and self.endpoints and all(is_hugging_face_url(e) for e in self.endpoints):
+            from huggingface_hub import get_token
+
+            self.token = get_token()
 
     @property
     def is_local(self) -> bool:
@@ -166,3 +173,23 @@ class LLMConfig:
         state = dataclasses.asdict(self)
         state.pop("token")
         return state
+
+
+_HF_DOMAINS = ("huggingface.co", "huggingface.cloud", "hf.space", "hf.co")
+
+
+def is_hugging_face_url(url: str) -> bool:
+    """Whether `url` is served by Hugging Face: only those hosts get the machine's token without it being passed.
+
+    `huggingface_hub`'s inference client sends the local token to whatever `base_url` it is given; a
+    third-party server must never receive it. The match is on the host name, anchored on a dot, so
+    `https://huggingface.co.example.net` or `https://example.net/huggingface` do not count.
+    """
+    host = (urlsplit(url).hostname or "").lower()
+    return any(host == domain or host.endswith("." + domain) for domain in _HF_DOMAINS)
+
+
+def bearer_token(config: LLMConfig) -> str | None:
+    """The token to send to `config`'s endpoints, or `None` for none (`False` and unset both mean none here:
+    `__post_init__` already resolved the Hugging Face hosts' default)."""
+    return config.token if isinstance(config.token, str) and config.token else None

@@ -111,7 +111,9 @@ class ModelProvider:
         common = {"max_calls": max_calls, "cache": True, "cache_path": self.cache_path}
         if choice == ENDPOINT:
             url = check_endpoint_url(endpoint or "")
-            config = LLMConfig(endpoints=[url], model=(model or "").strip() or None, max_concurrency=4, timeout=60.0, **common)
+            # token=False: a visitor's URL (even a Hugging Face one they own) must never receive the Space's token
+            config = LLMConfig(endpoints=[url], model=(model or "").strip() or None, token=False, max_concurrency=4,
+                               timeout=60.0, **common)
         elif choice == EMBEDDED:
             config = self.local_servers(notify).config(**common)
         else:

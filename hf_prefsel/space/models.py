@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import atexit
+import ipaddress
 import os
+import socket
 import threading
 from typing import Callable
 from urllib.parse import urlsplit
@@ -55,9 +57,28 @@ def check_endpoint_url(url: str) -> str:
         raise ConfigError(f"{url!r} is not an http(s) URL; give the server's base URL, e.g. 'https://my-endpoint.example/v1'.")
     if parts.username or parts.password:
         raise ConfigError("Do not put credentials in the endpoint URL.")
+    if os.environ.get("SPACE_ID") and not _public_host(parts.hostname):
+        raise ConfigError(
+            f"{parts.hostname!r} is not a public internet address: this Space, hosted on Hugging Face, only calls "
+            "public endpoints (so visitors cannot reach its own network). Run the app locally to use a private one."
+        )
     if parts.path.endswith("/v1"):
         url = url[: -len("/v1")]
     return url
+
+
+def _public_host(host: str) -> bool:
+    """Whether every address `host` resolves to is globally routable (not loopback, private, link-local, ...).
+
+    Hugging Face sets `SPACE_ID` in a hosted Space, whose visitors type the URL: without this check they
+    could make the Space call its own localhost servers or the cloud's metadata address. A name that
+    resolves differently at request time is not covered (DNS rebinding); the check is a first line, not a sandbox.
+    """
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
+    except (OSError, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(a.split("%")[0]).is_global for a in addresses)
 
 
 class ModelProvider:

@@ -66,6 +66,23 @@ def test_endpoint_and_repo_checks():
     for bad in ("file:///etc/passwd", "x.example", "http://u:p@x.example"):
         with pytest.raises(ConfigError):
             check_endpoint_url(bad)
+    assert check_endpoint_url("http://127.0.0.1:8080") == "http://127.0.0.1:8080"  # run locally: any address
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080", "http://localhost:8080", "http://169.254.169.254",
+                                 "http://10.1.2.3:80", "http://[::1]:8080", "http://192.168.0.7"])
+def test_hosted_space_refuses_its_own_network(monkeypatch, url):
+    monkeypatch.setenv("SPACE_ID", "someone/hf-prefsel")
+    with pytest.raises(ConfigError, match="public"):
+        check_endpoint_url(url)
+
+
+def test_hosted_space_accepts_public_addresses(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/hf-prefsel")
+    assert check_endpoint_url("https://8.8.8.8/v1") == "https://8.8.8.8"  # an address literal needs no DNS
+
+
+def test_repo_checks():
     assert check_repo_id(" me/data-set_1 ") == "me/data-set_1"
     for bad in ("me", "../x", "me/x/y", "me/.."):
         with pytest.raises(ConfigError):

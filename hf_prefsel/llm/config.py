@@ -71,8 +71,9 @@ class LLMConfig:
         end_at_answer (`bool`, defaults to `True`): end generation as soon as the answer is complete. On the
             completion route a structured reply whose demonstrations are one line each stops at the end of
             that line (free generation; on TGI also at the closing they all end with, e.g. `"]`), other
-            replies stop before the next `Input:`; a JSON grammar ends at the closing bracket anyway. `False` sends no automatic stop sequence: free generation runs to
-            `max_tokens` (only useful to measure what stopping saves).
+            replies stop before the next `Input:`; a JSON grammar ends at the closing bracket anyway. `False`
+            sends no automatic stop sequence: free generation runs to `max_tokens` (only useful to measure
+            what stopping saves).
         constrain (`"auto" | "always" | "repair" | "never"`, defaults to `"auto"`): when to make the server
             enforce the JSON schema. `always` sends it with every request; `repair` generates freely, parses
             tolerantly, validates, and sends the schema only when re-asking after an invalid reply; `never`

@@ -116,8 +116,8 @@ def answer_suffix(messages: Sequence[Message]) -> str:
     """The closing that every demonstrated answer ends with, made of JSON closers only (e.g. `"]` or `"}]`).
 
     Used as a stop sequence on the completion route, it ends the reply as soon as the answer
-    closes instead of one token later at the newline (the server drops it; the client puts it
-    back). Empty with fewer than two distinct demonstrations, answers that do not end alike, or a
+    closes instead of one token later at the newline (on TGI only, which keeps the matched stop in
+    the reply). Empty with fewer than two distinct demonstrations, answers that do not end alike, or a
     closing that also occurs inside a demonstrated answer (nested objects).
     """
     answers = _demonstrated_answers(messages)

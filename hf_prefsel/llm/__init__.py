@@ -7,7 +7,7 @@ Example:
 
 from .backends import Reply
 from .cache import RequestCache
-from .client import LLMClient, Result, get_client, run_sync
+from .client import LLMClient, Result, get_client, run_sync, shared_clients
 from .config import LLMConfig
 from .local import LocalServers, free_port, local_model_path, serve_local
 from .mapper import LLMMapper, text_field
@@ -35,5 +35,6 @@ __all__ = [
     "run_sync",
     "schema_of",
     "serve_local",
+    "shared_clients",
     "text_field",
 ]

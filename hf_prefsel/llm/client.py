@@ -544,4 +544,11 @@ def get_client(config: LLMConfig) -> LLMClient:
     return _CLIENTS[key]
 
 
-__all__ = ["LLMClient", "Result", "get_client", "run_sync", "HfPrefselError"]
+def shared_clients() -> list[LLMClient]:
+    """The clients `get_client` made in this process: one per configuration, so a report over a multi-stage job
+    (tagging, then judging with other generation settings) sums them."""
+    pid = os.getpid()
+    return [client for (owner, _), client in _CLIENTS.items() if owner == pid]
+
+
+__all__ = ["LLMClient", "Result", "get_client", "run_sync", "shared_clients", "HfPrefselError"]

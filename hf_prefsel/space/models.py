@@ -11,19 +11,11 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError
-from ..llm import LLMClient, LLMConfig, LocalServers, serve_local
+from ..llm import LLMConfig, LocalServers, serve_local, shared_clients
 
 EMBEDDED = "Embedded Gemma 3 270M (CPU, in this Space)"
 ENDPOINT = "My endpoint (TGI / vLLM / llama.cpp / OpenAI-compatible URL)"
 MODEL_CHOICES = (EMBEDDED, ENDPOINT)
-
-
-def process_clients() -> list[LLMClient]:
-    """Every LLM client of this process. Stages that change generation settings (TaP's prompt writer and judge use
-    their own `max_tokens`) get their own client from `get_client`, each with its own counters and budget."""
-    from ..llm import client as client_module
-
-    return list(client_module._CLIENTS.values())
 
 
 def reset_usage() -> None:
@@ -31,14 +23,14 @@ def reset_usage() -> None:
 
     Safe because the app runs LLM methods one at a time (one queue slot shared by the LLM tabs).
     """
-    for client in process_clients():
+    for client in shared_clients():
         client.usage.reset()
 
 
 def total_usage() -> dict[str, int]:
     """Calls, cache hits, tokens and failures summed over every client since the last `reset_usage`."""
     total: dict[str, int] = {}
-    for client in process_clients():
+    for client in shared_clients():
         for key, value in client.usage.as_dict().items():
             total[key] = total.get(key, 0) + value
     return total
@@ -46,7 +38,7 @@ def total_usage() -> dict[str, int]:
 
 def budget_spent() -> bool:
     """Whether some client reached its `max_calls` since the last `reset_usage` (later calls were refused)."""
-    return any(c.budget.max_calls is not None and c.usage.calls >= c.budget.max_calls for c in process_clients())
+    return any(c.budget.max_calls is not None and c.usage.calls >= c.budget.max_calls for c in shared_clients())
 
 
 def check_endpoint_url(url: str) -> str:

@@ -114,3 +114,23 @@ def test_error_column_survives_a_clean_first_batch(fault_server, cache_path):
     tagger = OpenTagger(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path, repair_attempts=0))
     out = ds.map(tagger, batched=True, batch_size=2)
     assert out["tags_error"][:3] == ["", "", ""] and "StructuredOutputError" in out["tags_error"][3]
+
+
+def _count_shared_clients(_: object) -> int:
+    from hf_prefsel.llm import shared_clients
+
+    return len(shared_clients())
+
+
+def test_shared_clients_are_this_process_clients():
+    import multiprocessing
+
+    from hf_prefsel.llm import get_client, shared_clients
+
+    base = dict(endpoints=["http://127.0.0.1:9"], cache=False)
+    tagging, judging = get_client(LLMConfig(**base)), get_client(LLMConfig(**base, max_tokens=7))
+    assert get_client(LLMConfig(**base)) is tagging and judging is not tagging
+    assert {id(tagging), id(judging)} <= {id(c) for c in shared_clients()}
+    # a forked worker inherits the parent's registry but not its clients: their counters stay in the parent
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.map(_count_shared_clients, [None]) == [0]

@@ -59,6 +59,13 @@ def is_connection_failure(exc: BaseException) -> bool:
     return is_retryable(exc)
 
 
+# The request field of a repetition penalty per server. The client asks with the generic key `repetition_penalty`;
+# OpenAI's API and TGI's Messages API have no such field.
+_REPETITION_PENALTY_FIELDS = {
+    "llama_cpp_python": "repeat_penalty", "llama_cpp": "repeat_penalty", "vllm": "repetition_penalty", "tgi": "repetition_penalty",
+}
+
+
 class Backend:
     """One replica. `in_flight` lets the client send each request to the least busy replica;
     `recent` (keys of the last prompt sent here) lets it prefer a replica whose prompt cache is warm."""
@@ -77,6 +84,21 @@ class Backend:
 
     async def prepare(self) -> None:
         """Learn what the server is (its structured-output dialect, its model id)."""
+
+    def repetition_penalty_field(self, route: str) -> str | None:
+        """The field that carries a repetition penalty on `route` ("chat" or "completion"), None if there is none."""
+        if self.server == "tgi" and route == "chat":
+            return None
+        return _REPETITION_PENALTY_FIELDS.get(self.server)
+
+    def _native(self, params: dict[str, Any], route: str) -> dict[str, Any]:
+        """`params` without empty values and with `repetition_penalty` under this server's name for it (or dropped)."""
+        out = {k: v for k, v in params.items() if v is not None}
+        penalty = out.pop("repetition_penalty", None)
+        field = self.repetition_penalty_field(route)
+        if penalty is not None and field is not None:
+            out[field] = penalty
+        return out
 
     async def chat(self, messages: list[dict[str, str]], params: dict[str, Any], schema: dict | None) -> Reply:
         raise EndpointError(f"{self.name} has no chat route")
@@ -168,7 +190,7 @@ class HTTPBackend(Backend):
             self.model_id = os.path.basename(str(data["id"]))
 
     async def chat(self, messages: list[dict[str, str]], params: dict[str, Any], schema: dict | None) -> Reply:
-        kwargs: dict[str, Any] = {k: v for k, v in params.items() if v is not None}
+        kwargs = self._native(params, "chat")
         if schema is not None:
             kwargs["response_format"] = chat_response_format(self.server, schema)
         if self.server == "llama_cpp":
@@ -177,6 +199,9 @@ class HTTPBackend(Backend):
             # The hub client rewrites an OpenAI `json_schema` response_format into TGI's form,
             # which vLLM/OpenAI servers do not enforce; those get the OpenAI request as is.
             return await self._post_openai("/v1/chat/completions", {"messages": messages, **kwargs})
+        field = self.repetition_penalty_field("chat")
+        if field in kwargs:  # not one of the hub client's named parameters
+            kwargs["extra_body"] = {field: kwargs.pop(field)}
         out = await self.hub_client.chat_completion(messages, model=self.config.model, **kwargs)
         usage = getattr(out, "usage", None)
         return Reply(
@@ -205,7 +230,7 @@ class HTTPBackend(Backend):
     async def complete(self, prompt: str, params: dict[str, Any], schema: dict | None) -> Reply:
         if self.server == "tgi":
             return await self._tgi_generate(prompt, params, schema)
-        body: dict[str, Any] = {"prompt": prompt, **{k: v for k, v in params.items() if v is not None}}
+        body: dict[str, Any] = {"prompt": prompt, **self._native(params, "completion")}
         if schema is not None:
             body.update(completion_schema_fields(self.server, schema))
         if self.server == "llama_cpp":
@@ -223,6 +248,7 @@ class HTTPBackend(Backend):
             do_sample=temperature is not None,
             top_p=params.get("top_p"),
             seed=params.get("seed"),
+            repetition_penalty=params.get("repetition_penalty"),
             stop=params.get("stop") or None,
             grammar={"type": "json", "value": schema} if schema is not None else None,
             details=True,
@@ -241,6 +267,7 @@ class HTTPBackend(Backend):
         parameters = {
             "max_new_tokens": params["max_tokens"], "temperature": temperature, "do_sample": temperature is not None,
             "top_p": params.get("top_p"), "seed": params.get("seed"), "stop": params.get("stop") or [],
+            "repetition_penalty": params.get("repetition_penalty"),
             "details": True, "decoder_input_details": True,
         }
         if schema is not None:
@@ -320,7 +347,7 @@ class LocalBackend(Backend):
     def _run(self, method: str, first: Any, params: dict[str, Any], schema: dict | None) -> Reply:
         from llama_cpp import LlamaGrammar
 
-        kwargs = {k: v for k, v in params.items() if v is not None}
+        kwargs = self._native(params, "chat" if method == "chat" else "completion")
         llm = self._llama()
         with _LLAMA_LOCK:
             if method == "complete":

@@ -99,10 +99,10 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     [result] = client.run_structured(prompts(1), IntentTags)
     assert result.ok
     assert client.usage.invalid_replies == 1 and client.usage.repairs == 1
-    # llama-cpp-python dialect, constrain="auto" -> "repair": free first, then the same greedy sampling under the grammar
+    # llama-cpp-python dialect, constrain="auto" -> "repair": free first, then free again with a repetition penalty
     first, repair = server.requests
-    assert "grammar" not in first and first["temperature"] == 0.0
-    assert "grammar" in repair and repair["temperature"] == 0.0 and "seed" not in repair
+    assert "grammar" not in first and first["temperature"] == 0.0 and "repeat_penalty" not in first
+    assert "grammar" not in repair and repair["temperature"] == 0.0 and repair["repeat_penalty"] == 1.3
 
     server.plan = [("garbage",)] * 3
     [bad] = client.run_structured([TAGGING_PROMPT.messages("Another query")], IntentTags)
@@ -110,8 +110,34 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     assert bad.error.startswith("StructuredOutputError")
     assert bad.raw == "I think the tags are good ones"
     assert client.usage.failures == 1
-    # the second repair resamples: a different request body (temperature/seed), not the same one again
-    assert server.requests[-1]["temperature"] == 0.7 and server.requests[-1]["seed"] == 1000
+    # the last re-ask is the grammar, with the first request's greedy sampling
+    *_, penalised, constrained = server.requests
+    assert "grammar" not in penalised and penalised["repeat_penalty"] == 1.3
+    assert "grammar" in constrained and constrained["temperature"] == 0.0 and "seed" not in constrained
+    assert "repeat_penalty" not in constrained
+
+
+@pytest.mark.parametrize(
+    ("owned_by", "route", "attempts", "ladder"),
+    [
+        # a longer ladder: free re-asks with the penalty (resampled after the first), the grammar last
+        ("me", "completion", 3, [("free", None, None), ("free", 1.3, None), ("free", 1.3, 1001), ("grammar", None, None)]),
+        # a server without a repetition penalty (OpenAI's API): grammar re-asks, greedy then resampled
+        ("someone", "chat", 2, [("free", None, None), ("grammar", None, None), ("grammar", None, 1001)]),
+    ],
+)
+def test_repair_ladder(fault_server, cache_path, owned_by, route, attempts, ladder):
+    server = fault_server(owned_by=owned_by)
+    server.plan = [("garbage",)] * (attempts + 1)
+    client = make_client([server.url], cache_path, repair_attempts=attempts, constrain="repair", route=route)
+    [bad] = client.run_structured(prompts(1), IntentTags)
+    assert not bad.ok and client.usage.repairs == attempts
+    penalty = "repeat_penalty" if owned_by == "me" else "repetition_penalty"
+    seen = [
+        ("grammar" if ("grammar" in r or "response_format" in r) else "free", r.get(penalty), r.get("seed"))
+        for r in server.requests
+    ]
+    assert seen == ladder
 
 
 def test_always_constrained_repairs_resample(fault_server, cache_path):
@@ -197,9 +223,15 @@ def test_chat_route_sends_messages_and_repairs_with_feedback(fault_server, cache
     first, repair = server.requests
     assert first["messages"][0]["role"] == "system"
     assert "response_format" not in first and "stop" not in first  # repair mode: free first; no stop on the chat route
-    assert repair["response_format"] == {"type": "json_object", "schema": repair["response_format"]["schema"]}
+    assert "response_format" not in repair and repair["repeat_penalty"] == 1.3  # through the hub client's extra_body
     assert repair["messages"][-2] == {"role": "assistant", "content": "I think the tags are good ones"}
     assert "not valid" in repair["messages"][-1]["content"]
+
+    server.plan = [("garbage",)] * 2
+    [result] = client.run_structured([TAGGING_PROMPT.messages("Another query")], IntentTags)
+    constrained = server.requests[-1]
+    assert result.ok and "repeat_penalty" not in constrained and "not valid" in constrained["messages"][-1]["content"]
+    assert constrained["response_format"] == {"type": "json_object", "schema": constrained["response_format"]["schema"]}
 
 
 def test_server_dialects(fault_server, cache_path):
@@ -210,6 +242,28 @@ def test_server_dialects(fault_server, cache_path):
     client = make_client([vllm.url], cache_path)
     client.run_structured(prompts(1), IntentTags)
     assert "structured_outputs" in vllm.requests[1]
+
+
+@pytest.mark.parametrize(
+    ("server_kw", "route", "field"),
+    [
+        ({"owned_by": "llamacpp"}, "completion", "repeat_penalty"),
+        ({"owned_by": "vllm"}, "completion", "repetition_penalty"),
+        ({"owned_by": "vllm"}, "chat", "repetition_penalty"),
+        ({"tgi": True}, "completion", "repetition_penalty"),
+        ({"tgi": True}, "chat", None),  # TGI's Messages API has no repetition penalty: the repair uses the grammar
+    ],
+)
+def test_repair_penalty_in_each_servers_field(fault_server, cache_path, server_kw, route, field):
+    server = fault_server(**server_kw)
+    server.plan = [("garbage",)]
+    client = make_client([server.url], cache_path, constrain="repair", route=route)
+    [result] = client.run_structured(prompts(1), IntentTags)
+    assert result.ok, result.error
+    first, repair = (r.get("parameters", r) for r in server.requests)
+    assert all(key not in first for key in ("repeat_penalty", "repetition_penalty"))
+    sent = {key: repair[key] for key in ("repeat_penalty", "repetition_penalty") if repair.get(key) is not None}
+    assert sent == ({field: 1.3} if field else {})
 
 
 def test_rejects_bad_config():

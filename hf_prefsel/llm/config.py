@@ -76,7 +76,8 @@ class LLMConfig:
             what stopping saves).
         constrain (`"auto" | "always" | "repair" | "never"`, defaults to `"auto"`): when to make the server
             enforce the JSON schema. `always` sends it with every request; `repair` generates freely, parses
-            tolerantly, validates, and sends the schema only when re-asking after an invalid reply; `never`
+            tolerantly, validates, and re-asks after an invalid reply: freely with a repetition penalty, the
+            schema only on the last re-ask (on every re-ask for servers without a repetition penalty); `never`
             only validates. `auto` is `repair` for llama-cpp-python (its grammar sampling costs about 4x per
             token, as it checks the whole 262k vocabulary) and `always` for TGI, vLLM, llama.cpp and OpenAI.
         prefill (`bool`, defaults to `True`): on the completion route, write the opening that every

@@ -287,19 +287,23 @@ class LLMClient:
         await self._prepare(first)
         return first.repetition_penalty_field(self.config.resolved_route) is not None
 
-    def _repair_sampling(
+    def _attempt_plan(
         self, mode: str, penalty: bool, attempt: int, overrides: dict[str, Any] | None
-    ) -> dict[str, Any] | None:
-        """The sampling of re-ask number `attempt` (1 = the first repair); see `structured` for the ladder."""
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Whether request number `attempt` (0 = the first, 1 = the first repair) carries the schema, and its
+        sampling: the whole repair ladder described in `structured`."""
         base = dict(overrides or {})
         resampled = {**base, "temperature": max(self.config.temperature, 0.7), "seed": 999 + attempt}
         if mode != "repair":
-            return resampled  # a base model cannot take feedback: another seed instead
+            # a base model cannot take feedback: re-asks use another seed instead
+            return mode == "always", (resampled if attempt else base or None)
+        if attempt == 0:
+            return False, base or None
         if penalty and attempt < self.config.repair_attempts:
-            return {**(resampled if attempt > 1 else base), "repetition_penalty": REPAIR_REPETITION_PENALTY}
-        if attempt == (self.config.repair_attempts if penalty else 1):
-            return base or None  # the first grammar step keeps the configured (greedy) sampling
-        return resampled
+            return False, {**(resampled if attempt > 1 else base), "repetition_penalty": REPAIR_REPETITION_PENALTY}
+        # the grammar: its first step keeps the configured (greedy) sampling, later ones resample
+        first_grammar_step = self.config.repair_attempts if penalty else 1
+        return True, ((base or None) if attempt == first_grammar_step else resampled)
 
     async def structured(
         self, messages: Sequence[Message], output_type: type[T], *, overrides: dict[str, Any] | None = None
@@ -321,12 +325,10 @@ class LLMClient:
         last = self.config.repair_attempts
         single_line = answers_single_line(messages)
         current = list(messages)
-        sampling: dict[str, Any] | None = dict(overrides) if overrides else None
         raw: str | None = None
         error = "no attempt made"
         for attempt in range(last + 1):
-            # without a penalty to re-ask with, every re-ask in repair mode is constrained (free ones would repeat)
-            constrained = mode == "always" or (mode == "repair" and attempt > 0 and (attempt == last or not penalty))
+            constrained, sampling = self._attempt_plan(mode, penalty, attempt, overrides)
             try:
                 reply = await self.generate(
                     current, schema=schema if constrained else None, overrides=sampling, single_line=single_line
@@ -351,7 +353,6 @@ class LLMClient:
                         {"role": "assistant", "content": raw},
                         {"role": "user", "content": _REPAIR_MESSAGE.format(error=error[:300])},
                     ]
-                sampling = self._repair_sampling(mode, penalty, attempt + 1, overrides)
         self.usage.add(failures=1)
         return Result(error=f"StructuredOutputError: {error}", raw=raw)
 

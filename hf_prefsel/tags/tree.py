@@ -786,7 +786,7 @@ class KnowledgeTree(Artifact):
         top_color: dict[int, str] = {}
         for i, c in enumerate(self.children(self.root)[np.argsort(-counts[self.children(self.root)], kind="stable")].tolist()):
             top_color[c] = palette[i % len(palette)]
-        svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="760" height="760" viewBox="0 0 760 760">']
+        svg = ['<svg xmlns="http://www.w3.org/2000/svg" width="760" height="760" viewBox="0 0 760 760">']
         for node, d, a0, a1 in self._sunburst_arcs(depth_shown):
             if d == 0:
                 svg.append(f'<circle cx="{cx}" cy="{cy}" r="{ring:.1f}" fill="#eee"><title>{html.escape(self.names[node])} ({counts[node]:,} concepts)</title></circle>')

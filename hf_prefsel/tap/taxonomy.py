@@ -28,296 +28,34 @@ nodes:
 
 from __future__ import annotations
 
-import html
 import itertools
 import json
-import math
 import os
-import re
 from collections import Counter
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from ..errors import ArtifactError, ConfigError, DataError, DependencyError
+from .. import viz
+from ..errors import ArtifactError, ConfigError
 from ..hub import Artifact
+from .quotas import cross_axes, leaf_quotas
+from .taxonomy_nodes import (
+    TOP_KEYS,
+    AxisValue,
+    PromptUnit,
+    TaxonomyAxis,
+    TaxonomyNode,
+    check_keys,
+    check_tree,
+    parse_axis,
+    parse_names,
+    parse_node,
+)
+from .taxonomy_sources import dataset_nodes, knowledge_tree_nodes
 
 TAXONOMY_DIR = Path(__file__).parent / "taxonomies"
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
-_LANG_RE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})*$")
-_NODE_KEYS = {"id", "names", "weight", "quota", "description", "children"}
-_AXIS_KEYS = {"id", "names", "values", "description"}
-_VALUE_KEYS = {"id", "names", "weight", "description"}
-_TOP_KEYS = {"name", "description", "languages", "axes", "nodes", "source", "format"}
-
-
-# ---------------------------------------------------------------------------------------------- data classes
-
-
-@dataclass
-class TaxonomyNode:
-    """One node of the tree; a node without children is a leaf (a sampling unit).
-
-    Args:
-        id (`str`): unique in the whole taxonomy (letters, digits, `_`, `.`, `-`); used in data rows and reports.
-        names (`dict[str, str]`): display name per language code, e.g. `{"en": "Physics", "zh": "物理学"}`.
-        weight (`float`, defaults to 1.0): share relative to its siblings (see `Taxonomy.leaf_quotas`).
-        quota (`int`, *optional*): an exact number of prompts for this subtree, overriding the weights above it.
-        description (`dict[str, str]`, *optional*): a short scope note per language, shown to the prompt writer.
-        children (`list[TaxonomyNode]`): sub-nodes.
-    """
-
-    id: str
-    names: dict[str, str]
-    weight: float = 1.0
-    quota: int | None = None
-    description: dict[str, str] = field(default_factory=dict)
-    children: list["TaxonomyNode"] = field(default_factory=list)
-
-    @property
-    def is_leaf(self) -> bool:
-        return not self.children
-
-    def name(self, language: str, fallback: Sequence[str] = ()) -> str:
-        """The name in `language`, else in the first of `fallback` that exists, else any name."""
-        for lang in (language, *fallback):
-            if lang in self.names:
-                return self.names[lang]
-        return next(iter(self.names.values()), self.id)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "names": dict(self.names)}
-        if self.weight != 1.0:
-            out["weight"] = self.weight
-        if self.quota is not None:
-            out["quota"] = self.quota
-        if self.description:
-            out["description"] = dict(self.description)
-        if self.children:
-            out["children"] = [c.to_dict() for c in self.children]
-        return out
-
-
-@dataclass
-class AxisValue:
-    """One value of an orthogonal axis, e.g. task type `coding`.
-
-    Args:
-        id (`str`): unique within its axis.
-        names (`dict[str, str]`): display name per language.
-        weight (`float`, defaults to 1.0): relative share of prompts that get this value.
-        description (`dict[str, str]`, *optional*): what the value means, per language.
-    """
-
-    id: str
-    names: dict[str, str]
-    weight: float = 1.0
-    description: dict[str, str] = field(default_factory=dict)
-
-    def name(self, language: str, fallback: Sequence[str] = ()) -> str:
-        for lang in (language, *fallback):
-            if lang in self.names:
-                return self.names[lang]
-        return next(iter(self.names.values()), self.id)
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "names": dict(self.names)}
-        if self.weight != 1.0:
-            out["weight"] = self.weight
-        if self.description:
-            out["description"] = dict(self.description)
-        return out
-
-
-@dataclass
-class TaxonomyAxis:
-    """An orthogonal dimension crossed with every leaf (task type, difficulty, persona, ...).
-
-    Args:
-        id (`str`): unique among axes; becomes a column of the generated data.
-        names (`dict[str, str]`): display name per language.
-        values (`list[AxisValue]`): at least one.
-        description (`dict[str, str]`, *optional*).
-    """
-
-    id: str
-    names: dict[str, str]
-    values: list[AxisValue]
-    description: dict[str, str] = field(default_factory=dict)
-
-    def value(self, value_id: str) -> AxisValue:
-        for v in self.values:
-            if v.id == value_id:
-                return v
-        raise ConfigError(f"Axis {self.id!r} has no value {value_id!r}; its values are {[v.id for v in self.values]}.")
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "names": dict(self.names), "values": [v.to_dict() for v in self.values]}
-        if self.description:
-            out["description"] = dict(self.description)
-        return out
-
-
-@dataclass(frozen=True)
-class PromptUnit:
-    """A leaf crossed with one value per axis, and how many prompts it should get.
-
-    Args:
-        leaf_id (`str`): the taxonomy leaf.
-        axes (`tuple[tuple[str, str], ...]`): `(axis id, value id)` pairs, in the taxonomy's axis order.
-        quota (`int`): prompts wanted for this unit.
-    """
-
-    leaf_id: str
-    axes: tuple[tuple[str, str], ...]
-    quota: int
-
-    @property
-    def key(self) -> str:
-        """A stable string id, e.g. `"mechanics|task_type=coding|difficulty=easy"`."""
-        return "|".join([self.leaf_id] + [f"{a}={v}" for a, v in self.axes])
-
-    @property
-    def axis_values(self) -> dict[str, str]:
-        return dict(self.axes)
-
-
-# ---------------------------------------------------------------------------------------------- parsing
-
-
-def _where(path: str) -> str:
-    return f" (at {path})" if path else ""
-
-
-def _names(value: Any, path: str, what: str = "names") -> dict[str, str]:
-    if isinstance(value, str):
-        raise ConfigError(
-            f"{what} must map language codes to names, e.g. {{en: Physics, zh: 物理学}}, got the string {value!r}"
-            f"{_where(path)}."
-        )
-    if not isinstance(value, Mapping) or not value:
-        raise ConfigError(f"{what} must be a non-empty mapping of language code to text{_where(path)}, got {value!r}.")
-    out: dict[str, str] = {}
-    for lang, text in value.items():
-        if not isinstance(lang, str) or not _LANG_RE.match(lang):
-            raise ConfigError(f"{lang!r} is not a language code such as 'en', 'zh' or 'pt-BR'{_where(path)}.")
-        if not isinstance(text, str) or not text.strip():
-            raise ConfigError(f"{what}[{lang!r}] must be a non-empty string{_where(path)}, got {text!r}.")
-        out[lang] = " ".join(text.split())
-    return out
-
-
-def _weight(value: Any, path: str) -> float:
-    if value is None:
-        return 1.0
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"weight must be a positive number{_where(path)}, got {value!r}. Use quota: 0 to exclude a node.")
-    return float(value)
-
-
-def _quota(value: Any, path: str) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"quota must be a whole number >= 0{_where(path)}, got {value!r}.")
-    return value
-
-
-def _check_id(value: Any, path: str, what: str = "id") -> str:
-    if not isinstance(value, str) or not _ID_RE.match(value):
-        raise ConfigError(
-            f"{what} {value!r} is not valid{_where(path)}: use letters, digits, '_', '.' and '-', starting with a "
-            "letter or digit."
-        )
-    return value
-
-
-def _unknown(data: Mapping, allowed: set[str], path: str) -> None:
-    extra = sorted(set(data) - allowed)
-    if extra:
-        raise ConfigError(f"Unknown key(s) {extra}{_where(path)}; allowed keys are {sorted(allowed)}.")
-
-
-def _parse_node(data: Any, path: str) -> TaxonomyNode:
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"A node must be a mapping with id and names{_where(path)}, got {type(data).__name__}.")
-    _unknown(data, _NODE_KEYS, path)
-    if "id" not in data:
-        raise ConfigError(f"A node has no id{_where(path)}; give every node a unique id.")
-    node_id = _check_id(data["id"], path)
-    here = f"{path}/{node_id}" if path else node_id
-    children_data = data.get("children") or []
-    if not isinstance(children_data, list):
-        raise ConfigError(f"children must be a list of nodes{_where(here)}.")
-    return TaxonomyNode(
-        id=node_id,
-        names=_names(data.get("names"), here),
-        weight=_weight(data.get("weight"), here),
-        quota=_quota(data.get("quota"), here),
-        description=_names(data["description"], here, "description") if data.get("description") else {},
-        children=[_parse_node(c, here) for c in children_data],
-    )
-
-
-def _parse_axis(data: Any, index: int) -> TaxonomyAxis:
-    path = f"axes[{index}]"
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"An axis must be a mapping with id, names and values{_where(path)}.")
-    _unknown(data, _AXIS_KEYS, path)
-    axis_id = _check_id(data.get("id"), path, "axis id")
-    path = f"axis {axis_id}"
-    values = data.get("values")
-    if not isinstance(values, list) or not values:
-        raise ConfigError(f"An axis needs a non-empty list of values{_where(path)}.")
-    parsed = []
-    for j, v in enumerate(values):
-        vpath = f"{path} value {j}"
-        if not isinstance(v, Mapping):
-            raise ConfigError(f"An axis value must be a mapping with id and names{_where(vpath)}.")
-        _unknown(v, _VALUE_KEYS, vpath)
-        vid = _check_id(v.get("id"), vpath, "axis value id")
-        vpath = f"{path} value {vid}"
-        parsed.append(
-            AxisValue(
-                id=vid,
-                names=_names(v.get("names"), vpath),
-                weight=_weight(v.get("weight"), vpath),
-                description=_names(v["description"], vpath, "description") if v.get("description") else {},
-            )
-        )
-    return TaxonomyAxis(
-        id=axis_id,
-        names=_names(data.get("names"), path),
-        values=parsed,
-        description=_names(data["description"], path, "description") if data.get("description") else {},
-    )
-
-
-def _largest_remainder(total: int, weights: Sequence[float], order: Sequence[int] | None = None) -> list[int]:
-    """Split `total` into integers proportional to `weights` that add up to `total` exactly.
-
-    Ties between equal remainders go to the earlier index in `order` (default: index order), which lets callers
-    rotate who gets the odd unit.
-    """
-    n = len(weights)
-    if total <= 0 or n == 0:
-        return [0] * n
-    w = np.asarray(weights, dtype=np.float64)
-    if w.sum() <= 0:
-        w = np.ones(n)
-    exact = total * w / w.sum()
-    base = np.floor(exact + 1e-9).astype(np.int64)
-    left = int(total - base.sum())
-    rank = {i: r for r, i in enumerate(order if order is not None else range(n))}
-    by_remainder = sorted(range(n), key=lambda i: (-(exact[i] - base[i]), rank[i]))
-    for i in by_remainder[:left]:
-        base[i] += 1
-    return base.tolist()
-
-
-# ---------------------------------------------------------------------------------------------- taxonomy
 
 
 class Taxonomy(Artifact):
@@ -368,75 +106,7 @@ class Taxonomy(Artifact):
     # ------------------------------------------------------------------ validation
     def validate(self) -> None:
         """Check the whole taxonomy; raises `ConfigError` naming the first problem and how to fix it."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ConfigError("A taxonomy needs a non-empty `name`.")
-        if not self.languages:
-            raise ConfigError("A taxonomy needs `languages`, the codes every node is named in, e.g. [en, zh].")
-        for lang in self.languages:
-            if not isinstance(lang, str) or not _LANG_RE.match(lang):
-                raise ConfigError(f"{lang!r} in `languages` is not a language code such as 'en' or 'zh'.")
-        if len(set(self.languages)) != len(self.languages):
-            raise ConfigError(f"`languages` lists a code twice: {self.languages}.")
-        if not self.nodes:
-            raise ConfigError(f"Taxonomy {self.name!r} has no nodes; add at least one under `nodes:`.")
-        index: dict[str, TaxonomyNode] = {}
-        parent: dict[str, str | None] = {}
-        paths: dict[str, str] = {}
-
-        def visit(node: TaxonomyNode, up: str | None, path: str) -> None:
-            here = f"{path}/{node.id}" if path else node.id
-            if node.id in index:
-                raise ConfigError(
-                    f"Node id {node.id!r} is used twice (at {paths[node.id]} and at {here}); ids must be unique in the "
-                    "whole taxonomy, e.g. prefix them with the parent's id."
-                )
-            missing = [lang for lang in self.languages if lang not in node.names]
-            if missing:
-                raise ConfigError(
-                    f"Node {here} has no name in {missing}; every node needs a name in each of the taxonomy's "
-                    f"languages {self.languages} (add them under `names:`, or drop the language from `languages`)."
-                )
-            _weight(node.weight, here)
-            _quota(node.quota, here)
-            if node.quota is not None and node.children:
-                fixed = sum(c.quota for c in node.children if c.quota is not None)
-                if fixed > node.quota:
-                    raise ConfigError(
-                        f"The quotas of the children of {here} add up to {fixed}, more than its own quota {node.quota}. "
-                        "Raise the parent's quota or lower the children's."
-                    )
-            index[node.id] = node
-            parent[node.id] = up
-            paths[node.id] = here
-            for child in node.children:
-                visit(child, node.id, here)
-
-        for top in self.nodes:
-            visit(top, None, "")
-        axis_ids: set[str] = set()
-        reserved = {"leaf_id", "node_path", "prompt", "language"}
-        for axis in self.axes:
-            if axis.id in axis_ids or axis.id in reserved:
-                raise ConfigError(f"Axis id {axis.id!r} is used twice or is reserved ({sorted(reserved)}); rename it.")
-            axis_ids.add(axis.id)
-            if not axis.values:
-                raise ConfigError(f"Axis {axis.id!r} has no values.")
-            missing = [lang for lang in self.languages if lang not in axis.names]
-            if missing:
-                raise ConfigError(f"Axis {axis.id!r} has no name in {missing}; name it in every language {self.languages}.")
-            seen: set[str] = set()
-            for value in axis.values:
-                if value.id in seen:
-                    raise ConfigError(f"Axis {axis.id!r} lists the value {value.id!r} twice.")
-                seen.add(value.id)
-                _weight(value.weight, f"axis {axis.id} value {value.id}")
-                missing = [lang for lang in self.languages if lang not in value.names]
-                if missing:
-                    raise ConfigError(
-                        f"Value {value.id!r} of axis {axis.id!r} has no name in {missing}; name it in every language "
-                        f"{self.languages}."
-                    )
-        self._index, self._parent = index, parent
+        self._index, self._parent = check_tree(self.name, self.languages, self.nodes, self.axes)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -444,7 +114,7 @@ class Taxonomy(Artifact):
         """Build from the YAML/JSON structure described in the module docstring."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"A taxonomy file must hold a mapping with `name`, `languages` and `nodes`, got {type(data).__name__}.")
-        _unknown(data, _TOP_KEYS, "")
+        check_keys(data, TOP_KEYS, "")
         for key in ("name", "languages", "nodes"):
             if key not in data:
                 raise ConfigError(f"The taxonomy has no `{key}`; a taxonomy needs `name`, `languages` and `nodes`.")
@@ -461,11 +131,11 @@ class Taxonomy(Artifact):
             raise ConfigError("`axes` must be a list of axes.")
         desc = data.get("description")
         return cls(
-            [_parse_node(n, "") for n in nodes],
+            [parse_node(n, "") for n in nodes],
             name=str(data["name"]),
             languages=languages,
-            axes=[_parse_axis(a, i) for i, a in enumerate(axes)],
-            description=_names(desc, "", "description") if isinstance(desc, Mapping) and desc else
+            axes=[parse_axis(a, i) for i, a in enumerate(axes)],
+            description=parse_names(desc, "", "description") if isinstance(desc, Mapping) and desc else
             ({"en": desc} if isinstance(desc, str) and desc else {}),
             source=data.get("source") or source,
         )
@@ -513,18 +183,22 @@ class Taxonomy(Artifact):
                 raise ConfigError(f"{text!r}: a taxonomy file must end in .yaml, .yml or .json.")
             return cls.from_file(p)
         if p.is_dir() or text.count("/") == 1:
-            try:
-                return cls.from_pretrained(text, **hub_kwargs)
-            except ArtifactError as exc:
-                if "'knowledge_tree' artifact" in str(exc):
-                    # a TAGS knowledge tree: its top two levels become the taxonomy
-                    from ..tags.tree import KnowledgeTree
+            from ..tags.tree import KnowledgeTree  # imported so the artifact registry knows 'knowledge_tree'
 
-                    tree = KnowledgeTree.from_pretrained(text, **hub_kwargs)
-                    return cls.from_knowledge_tree(tree, name=Path(text).name or "knowledge-tree")
+            try:
+                artifact = Artifact.from_pretrained(text, **hub_kwargs)  # the class is picked by artifact_type
+            except ArtifactError as exc:
                 raise ConfigError(
                     f"Could not load the taxonomy {text!r}: {exc} Shipped taxonomies: {cls.available()}."
                 ) from exc
+            if isinstance(artifact, Taxonomy):
+                return artifact if isinstance(artifact, cls) else cls.from_mapping(artifact.to_dict())
+            if isinstance(artifact, KnowledgeTree):  # its top two levels become the taxonomy
+                return cls.from_knowledge_tree(artifact, name=Path(text).name or "knowledge-tree")
+            raise ConfigError(
+                f"{text!r} holds a {artifact.artifact_type!r} artifact, which is neither a taxonomy nor a knowledge "
+                f"tree. Point to a saved Taxonomy or KnowledgeTree, or use a shipped taxonomy: {cls.available()}."
+            )
         raise ConfigError(
             f"{text!r} is not a shipped taxonomy ({', '.join(cls.available())}), a .yaml/.json file, a folder saved with "
             "`save_pretrained`, nor a Hub repo id ('user/name')."
@@ -688,51 +362,7 @@ class Taxonomy(Artifact):
         Returns:
             `dict[str, int]`: leaf id → quota, in leaf order.
         """
-        if (per_leaf is None) == (total is None):
-            raise ConfigError("Give exactly one of per_leaf (prompts per leaf) and total (prompts overall).")
-        amount = per_leaf if per_leaf is not None else total
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount < 0:
-            raise ConfigError(f"{'per_leaf' if per_leaf is not None else 'total'} must be a whole number >= 0, got {amount!r}.")
-        out: dict[str, int] = {leaf.id: 0 for leaf in self.leaves()}
-
-        def split(nodes: Sequence[TaxonomyNode], amount: int) -> None:
-            fixed = [n for n in nodes if n.quota is not None]
-            free = [n for n in nodes if n.quota is None]
-            rest = max(0, amount - sum(n.quota for n in fixed))  # type: ignore[misc]
-            for n, a in zip(free, _largest_remainder(rest, [n.weight for n in free])):
-                assign(n, a)
-            for n in fixed:
-                assign(n, n.quota)  # type: ignore[arg-type]
-
-        def assign(node: TaxonomyNode, amount: int) -> None:
-            if node.is_leaf:
-                out[node.id] = amount
-            else:
-                split(node.children, amount)
-
-        if total is not None:
-            split(self.nodes, total)
-            return out
-        # per-leaf mode: weights multiply down the path; explicit quotas take their subtree out of it
-        exact: dict[str, float] = {}
-
-        def walk(node: TaxonomyNode, factor: float) -> None:
-            if node.quota is not None:
-                assign(node, node.quota)
-                return
-            if node.is_leaf:
-                exact[node.id] = per_leaf * factor * node.weight  # type: ignore[operator]
-                return
-            for child in node.children:
-                walk(child, factor * node.weight)
-
-        for top in self.nodes:
-            walk(top, 1.0)
-        if exact:
-            ids = list(exact)
-            counts = _largest_remainder(int(round(sum(exact.values()))), [exact[i] for i in ids])
-            out.update(zip(ids, counts))
-        return out
+        return leaf_quotas(self.nodes, per_leaf=per_leaf, total=total)
 
     def units(self, quotas: Mapping[str, int], axes: Sequence[str] | None = None) -> list[PromptUnit]:
         """Cross leaf quotas with the axes: each leaf's quota is spread over axis-value combinations.
@@ -753,47 +383,7 @@ class Taxonomy(Artifact):
         for leaf_id in quotas:
             if not self.node(leaf_id).is_leaf:
                 raise ConfigError(f"{leaf_id!r} is not a leaf; quotas are given per leaf.")
-        if not chosen:
-            return [PromptUnit(leaf, (), q) for leaf, q in quotas.items() if q > 0]
-        combos = list(itertools.product(*[range(len(a.values)) for a in chosen]))
-        share = np.array([math.prod(chosen[a].values[v].weight for a, v in enumerate(c)) for c in combos])
-        share /= share.sum()
-        marginal = [np.array([v.weight for v in a.values]) / sum(v.weight for v in a.values) for a in chosen]
-        given = np.zeros(len(combos))
-        given_marginal = [np.zeros(len(a.values)) for a in chosen]
-        done = 0
-        units: list[PromptUnit] = []
-        for leaf_id, q in quotas.items():
-            counts = np.zeros(len(combos), dtype=np.int64)
-            leaf_marginal = [np.zeros(len(a.values)) for a in chosen]
-            for _ in range(q):
-                joint_deficit = share * (done + 1) - given
-                axis_deficit = [m * (done + 1) - g for m, g in zip(marginal, given_marginal)]
-
-                def rank(c: int) -> tuple:
-                    combo = combos[c]
-                    # 1. a combination this leaf does not have yet; 2. axis values this leaf has fewest of (a leaf's
-                    # prompts differ on every axis); 3. values furthest behind their share over the whole run;
-                    # 4. the combination furthest behind; 5. file order
-                    return (
-                        counts[c],
-                        sum(leaf_marginal[a][v] for a, v in enumerate(combo)),
-                        -sum(axis_deficit[a][v] for a, v in enumerate(combo)),
-                        -joint_deficit[c],
-                        c,
-                    )
-
-                pick = min(range(len(combos)), key=rank)
-                counts[pick] += 1
-                given[pick] += 1
-                for a, v in enumerate(combos[pick]):
-                    leaf_marginal[a][v] += 1
-                    given_marginal[a][v] += 1
-                done += 1
-            for c in np.flatnonzero(counts).tolist():
-                axes_of = tuple((a.id, a.values[v].id) for a, v in zip(chosen, combos[c]))
-                units.append(PromptUnit(leaf_id, axes_of, int(counts[c])))
-        return units
+        return cross_axes(quotas, chosen)
 
     # ------------------------------------------------------------------ other sources
     @classmethod
@@ -821,49 +411,8 @@ class Taxonomy(Artifact):
             weight_by (`"concepts" | "uniform"`): weight every node by the number of concepts under it (the
                 distribution of the data the tree came from) or weight siblings equally.
         """
-        data = tree.to_dict() if hasattr(tree, "to_dict") else tree
-        try:
-            names = [str(n) for n in data["names"]]
-            parents = [int(p) for p in data["parents"]]
-        except (KeyError, TypeError) as exc:
-            raise DataError("from_knowledge_tree needs a KnowledgeTree or a dict with 'names' and 'parents'.") from exc
-        if weight_by not in ("concepts", "uniform"):
-            raise ConfigError(f"weight_by must be 'concepts' or 'uniform', got {weight_by!r}.")
-        if max_depth is not None and max_depth < 1:
-            raise ConfigError(f"max_depth must be >= 1 (1 = the root's children are the leaves), got {max_depth}.")
-        roots = [i for i, p in enumerate(parents) if p < 0]
-        if len(roots) != 1:
-            raise DataError(f"A knowledge tree has exactly one root; found {len(roots)}.")
-        children: dict[int, list[int]] = {}
-        for i, p in enumerate(parents):
-            if p >= 0:
-                children.setdefault(p, []).append(i)
-        concepts = [0] * len(names)
-
-        def count(i: int) -> int:
-            kids = children.get(i, [])
-            concepts[i] = 1 if not kids else sum(count(c) for c in kids)
-            return concepts[i]
-
-        import sys
-
-        sys.setrecursionlimit(max(sys.getrecursionlimit(), 10 * len(names) + 100))
-        count(roots[0])
-
-        def build(i: int, depth: int) -> TaxonomyNode:
-            kids = children.get(i, [])
-            deeper = [] if (max_depth is not None and depth >= max_depth) else kids
-            return TaxonomyNode(
-                id=f"{_slug(names[i])}-{i}",
-                names={language: names[i]},
-                weight=float(concepts[i]) if weight_by == "concepts" else 1.0,
-                children=[build(c, depth + 1) for c in sorted(deeper, key=lambda c: -concepts[c])],
-            )
-
-        top = [build(c, 1) for c in sorted(children.get(roots[0], []), key=lambda c: -concepts[c])]
-        if not top:
-            top = [build(roots[0], 1)]
-        return cls(top, name=name, languages=[language], source="KnowledgeTree")
+        nodes = knowledge_tree_nodes(tree, language=language, max_depth=max_depth, weight_by=weight_by)
+        return cls(nodes, name=name, languages=[language], source="KnowledgeTree")
 
     @classmethod
     def from_dataset(
@@ -890,93 +439,11 @@ class Taxonomy(Artifact):
             max_leaves (`int`, *optional*): keep only the most frequent leaves.
             weight_by (`"count" | "uniform"`): weight nodes by their row counts, or equally.
         """
-        if not columns:
-            raise ConfigError("from_dataset needs at least one label column.")
-        if weight_by not in ("count", "uniform"):
-            raise ConfigError(f"weight_by must be 'count' or 'uniform', got {weight_by!r}.")
-        rows = data if not hasattr(data, "column_names") else data.select_columns(list(columns))
-        if hasattr(data, "column_names"):
-            for col in columns:
-                if col not in data.column_names:
-                    from ..errors import MissingColumnError
-
-                    raise MissingColumnError(col, data.column_names)
-        counts: Counter = Counter()
-        for row in rows:
-            values = [row.get(c) for c in columns]
-            if len(columns) == 1 and isinstance(values[0], list):
-                for tag in values[0]:
-                    if isinstance(tag, str) and tag.strip():
-                        counts[(" ".join(tag.split()),)] += 1
-                continue
-            path: list[str] = []
-            for v in values:
-                if not isinstance(v, str) or not v.strip():
-                    break
-                path.append(" ".join(v.split()))
-            if path:
-                counts[tuple(path)] += 1
-        counts = Counter({p: c for p, c in counts.items() if c >= min_count})
-        if max_leaves is not None:
-            counts = Counter(dict(counts.most_common(max_leaves)))
-        if not counts:
-            raise DataError(f"No labels found in columns {list(columns)} (with min_count={min_count}).")
-
-        tree: dict = {}
-        for path, c in counts.items():
-            level = tree
-            for part in path:
-                entry = level.setdefault(part, {"count": 0, "children": {}})
-                entry["count"] += c
-                level = entry["children"]
-        used: Counter = Counter()
-
-        def build(label: str, entry: dict, prefix: str) -> TaxonomyNode:
-            base = f"{prefix}{_slug(label)}"
-            used[base] += 1
-            node_id = base if used[base] == 1 else f"{base}-{used[base]}"
-            kids = sorted(entry["children"].items(), key=lambda kv: -kv[1]["count"])
-            return TaxonomyNode(
-                id=node_id,
-                names={language: label},
-                weight=float(entry["count"]) if weight_by == "count" else 1.0,
-                children=[build(k, v, f"{node_id}.") for k, v in kids],
-            )
-
-        top = [build(k, v, "") for k, v in sorted(tree.items(), key=lambda kv: -kv[1]["count"])]
-        return cls(top, name=name, languages=[language], source=f"dataset columns {list(columns)}")
+        nodes = dataset_nodes(data, columns, language=language, min_count=min_count, max_leaves=max_leaves,
+                              weight_by=weight_by)
+        return cls(nodes, name=name, languages=[language], source=f"dataset columns {list(columns)}")
 
     # ------------------------------------------------------------------ pictures
-    def _layout(self, max_depth: int | None) -> tuple[list[tuple[TaxonomyNode, int, float]], list[tuple[int, int]], int]:
-        """Tree layout: (node, depth, y) rows, parent→child edges as row indices, and the number of leaf slots."""
-        rows: list[tuple[TaxonomyNode, int, float]] = []
-        edges: list[tuple[int, int]] = []
-        slot = [0]
-
-        def place(node: TaxonomyNode, depth: int) -> int:
-            index = len(rows)
-            rows.append((node, depth, 0.0))
-            kids = node.children if (max_depth is None or depth < max_depth) else []
-            if not kids:
-                y = float(slot[0])
-                slot[0] += 1
-            else:
-                ys = []
-                for child in kids:
-                    ci = place(child, depth + 1)
-                    edges.append((index, ci))
-                    ys.append(rows[ci][2])
-                y = (ys[0] + ys[-1]) / 2
-            rows[index] = (node, depth, y)
-            return index
-
-        for top in self.nodes:
-            place(top, 1)
-        return rows, edges, slot[0]
-
-    def _label(self, node: TaxonomyNode, languages: Sequence[str]) -> str:
-        return " / ".join(dict.fromkeys(node.name(lang, self.languages) for lang in languages))
-
     def to_html(
         self,
         path: str | os.PathLike[str] | None = None,
@@ -1000,84 +467,8 @@ class Taxonomy(Artifact):
         Returns:
             `str`: the HTML text.
         """
-        langs = list(languages or self.languages)
-        rows, edges, n_slots = self._layout(max_depth)
-        depth = max(d for _, d, _ in rows)
-        row_h, pad = 20, 12
-        palette = ["#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac"]
-        top_color = {n.id: palette[i % len(palette)] for i, n in enumerate(self.nodes)}
-        node_top: dict[str, str] = {}
-        for top in self.nodes:
-            for n in self._iter_subtree(top):
-                node_top[n.id] = top.id
-        texts: list[str] = []
-        for node, _, _ in rows:
-            extra = []
-            if node.is_leaf and quotas is not None and node.id in quotas:
-                extra.append(f"{realized.get(node.id, 0)}/{quotas[node.id]}" if realized is not None else str(quotas[node.id]))
-            if node.weight != 1.0:
-                extra.append(f"w={node.weight:g}")
-            if node.quota is not None:
-                extra.append(f"quota={node.quota}")
-            texts.append(self._label(node, langs) + (f" [{', '.join(extra)}]" if extra else ""))
-        # column widths from the longest label at each depth (~7 px per Latin character at 12 px, 12 px per CJK one)
-        col_w = [0.0] * (depth + 1)
-        for (_, d, _), text in zip(rows, texts):
-            col_w[d] = max(col_w[d], 40 + sum(12 if ord(ch) > 0x2E80 else 7 for ch in text))
-        x_at = [float(pad)] * (depth + 2)
-        for d in range(1, depth + 1):
-            x_at[d + 1] = x_at[d] + col_w[d]
-
-        def xy(i: int) -> tuple[float, float]:
-            _, d, y = rows[i]
-            return x_at[d], pad + y * row_h + row_h / 2
-
-        width = int(x_at[depth + 1] + pad)
-        height = int(pad * 2 + max(1, n_slots) * row_h)
-        svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-               'font-family="sans-serif" font-size="12">']
-        for a, b in edges:
-            (x0, y0), (x1, y1) = xy(a), xy(b)
-            xm = x1 - 14
-            svg.append(f'<path d="M{x0 + 6:.1f},{y0:.1f} H{xm:.1f} V{y1:.1f} H{x1:.1f}" fill="none" stroke="#bbb"/>')
-        for i, ((node, d, _), text) in enumerate(zip(rows, texts)):
-            x, y = xy(i)
-            color = top_color[node_top[node.id]]
-            short = node.is_leaf and quotas is not None and realized is not None and realized.get(node.id, 0) < quotas.get(node.id, 0)
-            tooltip = " › ".join(self._label(n, langs) for n in self.path(node.id)) + f" (id: {node.id})"
-            svg.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="{color}"><title>{html.escape(tooltip)}</title></circle>')
-            weight = "bold" if d == 1 else "normal"
-            fill = ' fill="#c0392b"' if short else ""
-            svg.append(f'<text x="{x + 8:.1f}" y="{y + 4:.1f}" font-weight="{weight}"{fill}>{html.escape(text)}'
-                       f"<title>{html.escape(tooltip)}</title></text>")
-        svg.append("</svg>")
-        axes_html = ""
-        if self.axes:
-            parts = []
-            for axis in self.axes:
-                vals = ", ".join(html.escape(f"{self._label_value(v, langs)}" + (f" (w={v.weight:g})" if v.weight != 1 else ""))
-                                 for v in axis.values)
-                parts.append(f"<li><b>{html.escape(' / '.join(axis.names.get(l, axis.id) for l in langs))}</b>: {vals}</li>")
-            axes_html = "<h2>Axes (crossed with every leaf)</h2><ul>" + "".join(parts) + "</ul>"
-        heading = title or f"Taxonomy: {self.name}"
-        page = (
-            "<!DOCTYPE html><html><head><meta charset='utf-8'>"
-            f"<title>{html.escape(heading)}</title><style>body{{font-family:sans-serif;margin:1.5em}}</style></head><body>"
-            f"<h1>{html.escape(heading)}</h1><p>{len(self._index)} nodes, {self.n_leaves} leaves, languages "
-            f"{html.escape(', '.join(self.languages))}.{' Leaves show generated/quota; short leaves are red.' if realized is not None else ''}</p>"
-            + axes_html + "<h2>Tree</h2>" + "".join(svg) + "</body></html>"
-        )
-        if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
-        return page
-
-    def _label_value(self, value: AxisValue, languages: Sequence[str]) -> str:
-        return " / ".join(dict.fromkeys(value.name(lang, self.languages) for lang in languages))
-
-    def _iter_subtree(self, node: TaxonomyNode) -> Iterator[TaxonomyNode]:
-        yield node
-        for c in node.children:
-            yield from self._iter_subtree(c)
+        return viz.taxonomy_html(self, path, languages=languages, quotas=quotas, realized=realized,
+                                 max_depth=max_depth, title=title)
 
     def to_png(self, path: str | os.PathLike[str], *, languages: Sequence[str] | None = None, max_depth: int | None = None,
                dpi: int = 110) -> list[str]:
@@ -1093,77 +484,7 @@ class Taxonomy(Artifact):
         Raises:
             `DependencyError`: matplotlib is not installed (`to_html` needs nothing extra).
         """
-        try:
-            import matplotlib
-
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-            from matplotlib import font_manager
-        except ImportError as exc:
-            raise DependencyError("matplotlib", "viz", "Taxonomy.to_png") from exc
-        langs = list(languages or self.languages)
-        rows, edges, n_slots = self._layout(max_depth)
-        font_props: dict[str, Any] = {}
-
-        def needs_cjk(lang: str) -> bool:
-            return any(any(ord(ch) > 0x2E80 for ch in n.name(lang, self.languages)) for n, _, _ in rows)
-
-        cjk = [lang for lang in langs if needs_cjk(lang)]
-        if cjk:
-            hints = ("Noto Sans CJK", "Noto Serif CJK", "Source Han", "WenQuanYi", "Droid Sans Fallback", "SimHei",
-                     "Microsoft YaHei", "PingFang", "AR PL", "Unifont")
-            family = next((f.name for f in font_manager.fontManager.ttflist if any(h in f.name for h in hints)), None)
-            if family is not None:
-                font_props["fontfamily"] = [family, "DejaVu Sans"]
-            else:
-                import warnings
-
-                warnings.warn(
-                    f"No CJK font is installed, so the {cjk} labels are left out of {path}; install one (e.g. Debian's "
-                    "fonts-noto-cjk) or use to_html().", stacklevel=2,
-                )
-                langs = [lang for lang in langs if lang not in cjk] or [self.languages[0]]
-        labels = [self._label(node, langs) for node, _, _ in rows]
-        depth = max(d for _, d, _ in rows)
-        # column widths from the longest label at each depth (~0.075 inch per character at 8 pt; CJK twice that)
-        width_of = [0.0] * (depth + 1)
-        for (node, d, _), label in zip(rows, labels):
-            chars = sum(2 if ord(ch) > 0x2E80 else 1 for ch in label)
-            width_of[d] = max(width_of[d], 0.3 + 0.072 * chars)
-        x_at = [0.0] * (depth + 2)
-        for d in range(1, depth + 1):
-            x_at[d + 1] = x_at[d] + width_of[d]
-        fig = plt.figure(figsize=(x_at[depth + 1] + 0.4, max(1.5, 0.22 * n_slots + 0.5)))
-        ax = fig.add_axes((0, 0, 1, 1))
-        cmap = plt.get_cmap("tab10")
-        top_index = {}
-        for i, top in enumerate(self.nodes):
-            for n in self._iter_subtree(top):
-                top_index[n.id] = i
-        for a, b in edges:
-            (_, d0, y0), (_, d1, y1) = rows[a], rows[b]
-            xm = x_at[d1] - 0.12
-            ax.plot([x_at[d0] + 0.1, xm, xm, x_at[d1]], [-y0, -y0, -y1, -y1], color="#bbbbbb", linewidth=0.8, zorder=1)
-        for (node, d, y), label in zip(rows, labels):
-            ax.scatter([x_at[d]], [-y], s=14, color=cmap(top_index[node.id] % 10), zorder=2)
-            ax.text(x_at[d] + 0.06, -y, label, va="center", fontsize=8, fontweight="bold" if d == 1 else "normal",
-                    bbox={"facecolor": "white", "edgecolor": "none", "pad": 0.5}, zorder=3, **font_props)
-        ax.set_xlim(-0.2, x_at[depth + 1] + 0.2)
-        ax.set_ylim(-n_slots + 0.4, 0.6)
-        ax.set_axis_off()
-        fig.savefig(str(path), dpi=dpi)
-        plt.close(fig)
-        return langs
-
-
-def _slug(text: str) -> str:
-    """An id-safe slug; non-ASCII names (e.g. Chinese) keep a short hash so ids stay unique and stable."""
-    ascii_part = re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")[:40]
-    if ascii_part and ascii_part.replace("_", "").isascii() and len(ascii_part) >= max(1, len(text) // 3):
-        return ascii_part
-    import hashlib
-
-    return (ascii_part[:20] + "_" if ascii_part else "n") + hashlib.sha1(text.encode("utf-8")).hexdigest()[:8]
+        return viz.taxonomy_png(self, path, languages=languages, max_depth=max_depth, dpi=dpi)
 
 
 __all__ = ["AxisValue", "PromptUnit", "Taxonomy", "TaxonomyAxis", "TaxonomyNode", "TAXONOMY_DIR"]

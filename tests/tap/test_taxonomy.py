@@ -91,6 +91,37 @@ def test_file_errors(tmp_path):
         Taxonomy.load(txt)
 
 
+def test_load_folder_by_artifact_type(tmp_path, tiny_taxonomy):
+    """A saved folder is recognised by its artifact type: a taxonomy loads, any other artifact is refused by name."""
+    from hf_prefsel.hub import Artifact
+
+    class WordList(Artifact):
+        artifact_type = "test_word_list"
+        format_version = 1
+
+        def __init__(self, words):
+            self.words = list(words)
+
+        def to_dict(self):
+            return {"words": self.words}
+
+        def tensors(self):
+            return {}
+
+        @classmethod
+        def from_dict(cls, data, tensors):
+            return cls(data["words"])
+
+    tiny_taxonomy.save_pretrained(tmp_path / "tax")
+    assert Taxonomy.load(str(tmp_path / "tax")) == tiny_taxonomy
+    WordList(["a", "b"]).save_pretrained(tmp_path / "words")
+    with pytest.raises(ConfigError, match="'test_word_list' artifact, which is neither a taxonomy nor a knowledge tree"):
+        Taxonomy.load(str(tmp_path / "words"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="Could not load the taxonomy"):
+        Taxonomy.load(str(tmp_path / "empty"))
+
+
 # ------------------------------------------------------------------------------------------- round trips
 
 

@@ -115,7 +115,10 @@ class RunReport:
         return self.usage.get("total", {})
 
     def cost_counts(self) -> dict[str, int]:
-        """The LLM cost figures every summary and card reports, with one naming everywhere."""
+        """The LLM cost figures every summary and card reports, with one naming everywhere (none for a run that
+        called no model)."""
+        if not self.usage:
+            return {}
         u = self.total_usage
         return {"llm_calls": u.get("calls", 0), "cache_hits": u.get("cache_hits", 0),
                 "prompt_tokens": u.get("prompt_tokens", 0), "completion_tokens": u.get("completion_tokens", 0),

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
         modules[name] = module
         module.build_parser(sub.add_parser(name, help=help_text, description=module.__doc__))
     args = parser.parse_args(argv)
-    return modules[args.command].run(args)
+    from .common import run_command
+
+    return run_command(modules[args.command].run, args)
 
 
 if __name__ == "__main__":

@@ -37,10 +37,20 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, HfPrefselError
-from .common import add_output_arguments, load_data
+from ..errors import ConfigError
+from ..pd.pipeline import PDPipelineConfig
+from .common import add_options, add_output_arguments, check_output, config_from_args, input_name, load_data, run_command
 
 SCORERS = ("ratings", "reward-model", "proxy-rm")
+# flag -> PDPipelineConfig field
+SELECTION_OPTIONS = {
+    "stratify_by_aspect": "stratify_by_aspect", "seed": "seed", "gamma": "divergence.gamma",
+    "pair_mode": "split.pair_mode", "reference": "reference", "batch_size": "batch_size",
+}
+PROXY_OPTIONS = {
+    "length_penalty": "proxy.length_penalty", "tau": "proxy.balance_temperature", "sample_ratio": "proxy.sample_ratio",
+    "lora": "lora", "rm_max_length": "max_length", "rm_output_dir": "proxy.output_dir",
+}
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -52,7 +62,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                              "(glob allowed), a saved dataset folder, or a Hub dataset id (UltraFeedback, HelpSteer...)")
     parser.add_argument("--split", default="train", help="split of a Hub/local dataset (default: train)")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N input rows")
-    parser.add_argument("--ratio", type=float, default=0.3, help="share of pairs to keep, λ (default: 0.3)")
+    add_options(parser, PDPipelineConfig, {"ratio": "ratio", "budget": "budget"})
 
     source = parser.add_argument_group("per-aspect rewards (pick one; default --from-ratings)")
     pick = source.add_mutually_exclusive_group()
@@ -72,28 +82,16 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="older spelling, with --scorer: the reward model(s) or the proxy base model")
 
     sel = parser.add_argument_group("PD and selection")
-    sel.add_argument("--stratify-by-aspect", action="store_true", help="keep λ of every aspect instead of ranking globally")
-    sel.add_argument("--seed", type=int, default=0, help="seed of the D_k split, tie-breaking and RM training (default: 0)")
-    sel.add_argument("--gamma", type=float, default=0.9, help="quantile γ of the gap scales (default: 0.9)")
-    sel.add_argument("--pair-mode", choices=("one_per_prompt", "all_pairs"), default="one_per_prompt",
-                    help="one pair per prompt (prompt-disjoint D_k) or every response pair (default: one_per_prompt)")
+    add_options(sel, PDPipelineConfig, SELECTION_OPTIONS)
     sel.add_argument("--exclude-aspect", action="append", default=None, metavar="KEY",
-                    help="rating key never used as an aspect label (repeatable; default: overall)")
-    sel.add_argument("--reference", default="overall",
-                    help="rating key used to report conflicts with a holistic judgement (default: overall)")
-    sel.add_argument("--batch-size", type=int, default=8, help="reward-model scoring batch size (default: 8)")
+                     help="rating key never used as an aspect label (repeatable; default: overall)")
 
     rm = parser.add_argument_group("proxy reward models (--train-proxy-rm)")
-    rm.add_argument("--length-penalty", type=float, default=0.005, help="ρ per token (default: 0.005)")
-    rm.add_argument("--tau", type=float, default=1.0, help="temperature of length-balanced sampling; 0 disables it")
-    rm.add_argument("--sample-ratio", type=float, default=1.0, help="p_r, share of D_k used for training (default: 1)")
-    rm.add_argument("--lora", action="store_true", help="train LoRA adapters (peft) instead of the full model")
+    add_options(rm, PDPipelineConfig, PROXY_OPTIONS, {"tau": "temperature of length-balanced sampling; 0 disables it"})
     rm.add_argument("--rm-epochs", type=float, default=1.0, help="epochs per reward model (default: 1)")
     rm.add_argument("--rm-max-steps", type=int, default=-1, help="steps per reward model, overrides epochs")
     rm.add_argument("--rm-batch-size", type=int, default=8, help="per-device batch size (default: 8)")
     rm.add_argument("--rm-lr", type=float, default=1e-4, help="learning rate (default: 1e-4)")
-    rm.add_argument("--rm-max-length", type=int, default=1024, help="max tokens per sequence, training and scoring")
-    rm.add_argument("--rm-output-dir", help="save each aspect's reward model under this folder")
     rm.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
 
     add_output_arguments(parser)
@@ -154,24 +152,46 @@ def _is_multiaspect(paths: Sequence[str]) -> bool:
     return False
 
 
-def load_pairs(args: argparse.Namespace) -> Any:
-    """Read `--data` and build the pairs with the matching adapter; returns a `PairSet`."""
-    from ..pd import AspectSplitConfig, load_multiaspect_jsonl, to_pairs
+def pd_config(args: argparse.Namespace) -> PDPipelineConfig:
+    """The `PDPipelineConfig` of the parsed options (checked before any data is read)."""
+    kind, models = resolve_scorer(args)
+    fixed: dict[str, Any] = {"scorer": kind}
+    if kind == "reward-model":
+        fixed["reward_models"] = models
+        fixed["output_index"] = {k: int(v) for k, v in _pairs_arg(args.output_index, "--output-index").items()}
+    elif kind == "proxy-rm":
+        fixed["proxy_base_model"] = models[0]
+        training_args: dict[str, Any] = {
+            "num_train_epochs": args.rm_epochs, "max_steps": args.rm_max_steps,
+            "per_device_train_batch_size": args.rm_batch_size, "learning_rate": args.rm_lr,
+            "max_length": args.rm_max_length or 1024, "logging_steps": 10, "disable_tqdm": args.no_progress,
+        }
+        if args.cpu:
+            training_args["use_cpu"] = True
+        fixed["proxy.training_args"] = training_args
+        if args.tau is not None and args.tau <= 0:
+            fixed["proxy.balance_temperature"] = None
+    if args.exclude_aspect:
+        fixed["split.exclude_aspects"] = tuple(args.exclude_aspect)
+    return config_from_args(PDPipelineConfig, args, {**SELECTION_OPTIONS, **PROXY_OPTIONS, "ratio": "ratio",
+                                                     "budget": "budget"}, **fixed)
 
-    split_config = AspectSplitConfig(
-        pair_mode=args.pair_mode,
-        seed=args.seed,
-        exclude_aspects=tuple(args.exclude_aspect) if args.exclude_aspect else ("overall",),
-    )
+
+def load_pairs(args: argparse.Namespace, config: PDPipelineConfig) -> Any:
+    """Read `--data` and build the pairs with the matching adapter; returns a `PairSet`."""
+    from ..pd import load_multiaspect_jsonl
+    from ..pd.pipeline import PDPipeline
+
+    pipeline = PDPipeline(config)
     if _is_multiaspect(args.data):
-        return load_multiaspect_jsonl(args.data, split_config, limit=args.limit)
+        return load_multiaspect_jsonl(args.data, pipeline.split_config(), limit=args.limit)
     import datasets
 
     parts = [load_data(path, split=args.split) for path in args.data]
     ds = parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
     if args.limit is not None:
         ds = ds.select(range(min(args.limit, len(ds))))
-    return to_pairs(ds, split_config)
+    return pipeline.pairs(ds)
 
 
 def _pairs_arg(values: Sequence[str], what: str) -> dict[str, str]:
@@ -182,66 +202,6 @@ def _pairs_arg(values: Sequence[str], what: str) -> dict[str, str]:
         key, _, val = value.partition("=")
         out[key.strip()] = val.strip()
     return out
-
-
-def build_scorer(args: argparse.Namespace, pairs: Any, kind: str, models: list[str]) -> tuple[Any, dict]:
-    """The per-aspect scorer, and facts about it for the summary and the dataset card."""
-    from ..pd import RatingsScorer
-
-    if kind == "ratings":
-        return RatingsScorer(), {"scorer": "ratings"}
-    if kind == "reward-model":
-        from ..pd import RewardModelScorer
-
-        if all("=" in m for m in models):
-            spec: Any = _pairs_arg(models, "--reward-model")
-        elif len(models) == 1:
-            spec = models[0]
-        else:
-            raise ConfigError("Give --reward-model once (one model for all aspects) or as ASPECT=PATH for every aspect.")
-        index = {k: int(v) for k, v in _pairs_arg(args.output_index, "--output-index").items()}
-        scorer = RewardModelScorer(spec, output_index=index or None, batch_size=args.batch_size,
-                                   max_length=args.rm_max_length)
-        return scorer, {"scorer": "reward-model", "model": models}
-    from ..pd import ProxyRMConfig, train_proxy_reward_models
-
-    training_args: dict[str, Any] = {
-        "num_train_epochs": args.rm_epochs,
-        "max_steps": args.rm_max_steps,
-        "per_device_train_batch_size": args.rm_batch_size,
-        "learning_rate": args.rm_lr,
-        "max_length": args.rm_max_length,
-        "logging_steps": 10,
-        "disable_tqdm": args.no_progress,
-    }
-    if args.cpu:
-        training_args["use_cpu"] = True
-    peft_config = None
-    if args.lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(task_type="SEQ_CLS", r=16, lora_alpha=32, lora_dropout=0.0)
-    config = ProxyRMConfig(
-        length_penalty=args.length_penalty,
-        balance_temperature=args.tau if args.tau > 0 else None,
-        sample_ratio=args.sample_ratio,
-        output_dir=args.rm_output_dir,
-        training_args=training_args,
-        seed=args.seed,
-    )
-    print(f"Training {len(set(pairs.pairs['aspect']))} proxy reward model(s) from {models[0]}...", file=sys.stderr)
-    rms = train_proxy_reward_models(pairs.pairs, models[0], config, peft_config=peft_config)
-    info = {
-        "scorer": "proxy-rm",
-        "model": models,
-        "lora": bool(args.lora),
-        "rm_train_loss": {a: round(float(m.get("train_loss", float("nan"))), 4) for a, m in rms.metrics.items()},
-        "rm_train_pairs": {a: s.n_sampled for a, s in rms.balance.items()},
-        "rm_longer_winner_share": {
-            a: [round(s.f_pos, 3), round(s.n_sampled_pos / max(s.n_sampled, 1), 3)] for a, s in rms.balance.items()
-        },
-    }
-    return rms.scorer(batch_size=args.batch_size, max_length=args.rm_max_length), info
 
 
 def _fmt(x: float | None) -> str:
@@ -259,36 +219,22 @@ def _distribution(values: np.ndarray, span: float) -> str:
             + " ".join(str(int(c)) for c in counts))
 
 
-def summarize(pairs: Any, result: Any, kept: Any, args: argparse.Namespace, info: dict) -> dict:
-    """Print the run summary and return it as a dict (for the dataset card)."""
-    from ..pd import conflict_rate, pd_quantiles, reference_conflict_rate
-    from ..pd.schema import float_column, string_column
+def summarize(result: Any, args: argparse.Namespace) -> None:
+    """Print the run summary."""
+    from ..pd import pd_quantiles  # noqa: F401  (kept importable for scripts reading the summary)
+    from ..pd.divergence import reference_conflict_rate
+    from ..pd.schema import float_column
 
-    ds = result.dataset
+    pairs, divergence, kept, info = result.pairs, result.divergence, result.dataset, result.scorer_info
+    ds = result.scored
+    reference = result.parameters.get("reference") or (args.reference or "overall")
     pool_pd, kept_pd = float_column(ds, "pd"), float_column(kept, "pd")
-    pool_ref, n_ref = reference_conflict_rate(ds, args.reference)
-    kept_ref, n_kept_ref = reference_conflict_rate(kept, args.reference)
+    pool_ref, n_ref = reference_conflict_rate(ds, reference)
+    kept_ref, n_kept_ref = reference_conflict_rate(kept, reference)
     per_aspect = pairs.pairs_per_aspect()
     kept_per_aspect = {a: 0 for a in per_aspect}
-    kept_per_aspect.update(Counter(string_column(kept, "aspect").tolist()))
-    summary = {
-        "pairs": len(ds),
-        "pairs_per_aspect": per_aspect,
-        "kept_per_aspect": kept_per_aspect,
-        "bad_rows": dict(pairs.bad_rows.counts),
-        "rows_in": pairs.bad_rows.rows_in,
-        "pd_scales": {a: round(v, 6) for a, v in result.scales.items()},
-        "pd_missing_gaps": result.missing,
-        "pd_quantiles": {k: round(v, 4) for k, v in pd_quantiles(pool_pd).items()},
-        "pd_quantiles_kept": {k: round(v, 4) for k, v in pd_quantiles(kept_pd).items()},
-        "conflict_rate_pool": conflict_rate(pool_pd),
-        "conflict_rate_kept": conflict_rate(kept_pd),
-        f"{args.reference}_conflict_rate_pool": pool_ref,
-        f"{args.reference}_conflict_rate_kept": kept_ref,
-        "kept": len(kept),
-        "ratio": args.ratio,
-        **info,
-    }
+    kept_per_aspect.update(result.report.counts.get("kept_per_aspect", {}))
+    counts = result.report.counts
     print("== PD selection summary ==")
     print(f"rows read: {pairs.bad_rows.rows_in}   pairs: {len(ds)}")
     print("pairs per aspect: " + ", ".join(f"{a}={n}" for a, n in per_aspect.items()))
@@ -296,67 +242,27 @@ def summarize(pairs: Any, result: Any, kept: Any, args: argparse.Namespace, info
         print("bad rows by reason: " + ", ".join(f"{r}={n}" for r, n in sorted(pairs.bad_rows.counts.items())))
     else:
         print("bad rows by reason: none")
-    if len(result.aspects) < 2:
-        print(f"warning: only one aspect ({', '.join(result.aspects)}): PD needs other aspects and is 0 for every pair, "
-              "so the selection is a seeded random draw.")
+    for note in result.report.notes:
+        print(f"warning: {note}")
     model = info.get("model")
     print(f"scorer: {info.get('scorer')}" + (f" ({', '.join(model)})" if model else ""))
     for key in ("rm_train_pairs", "rm_train_loss", "rm_longer_winner_share"):
         if key in info:
             print(f"{key}: {json.dumps(info[key])}")
-    print("PD scales q_k': " + ", ".join(f"{a}={_fmt(v)}" for a, v in result.scales.items()))
-    if any(result.missing.values()):
-        print("pairs without a gap (count 0 in PD): " + json.dumps(result.missing))
-    span = float(max(1, len(result.aspects) - 1))
+    print("PD scales q_k': " + ", ".join(f"{a}={_fmt(v)}" for a, v in divergence.scales.items()))
+    if any(divergence.missing.values()):
+        print("pairs without a gap (count 0 in PD): " + json.dumps(divergence.missing))
+    span = float(max(1, len(divergence.aspects) - 1))
     print(f"PD distribution, pool: {_distribution(pool_pd, span)}")
     print(f"PD distribution, kept: {_distribution(kept_pd, span)}")
-    print(f"conflict rate (PD > 0): pool {_fmt(summary['conflict_rate_pool'])} -> kept {_fmt(summary['conflict_rate_kept'])}")
+    print(f"conflict rate (PD > 0): pool {_fmt(counts.get('conflict_rate_pool'))} -> kept {_fmt(counts.get('conflict_rate_kept'))}")
     if n_ref:
-        print(f"conflict with {args.reference!r} rating: pool {_fmt(pool_ref)} ({n_ref} pairs) "
+        print(f"conflict with {reference!r} rating: pool {_fmt(pool_ref)} ({n_ref} pairs) "
               f"-> kept {_fmt(kept_ref)} ({n_kept_ref} pairs)")
     print("kept per aspect: " + ", ".join(f"{a}={n}" for a, n in kept_per_aspect.items()))
-    how = "stratified by aspect" if args.stratify_by_aspect else "global ranking"
-    print(f"kept: {len(kept)} of {len(ds)} pairs (ratio {args.ratio}, {how})")
-    return summary
-
-
-def write_output(kept: Any, args: argparse.Namespace, summary: dict, kind: str, models: list[str]) -> None:
-    """Write and/or push the kept pairs with a card recording how they were chosen."""
-    if not args.output and not args.push_to_hub:
-        print("no --output or --push-to-hub given: nothing written")
-        return
-    from ..hub import Provenance, push_dataset, save_dataset
-    from ..pd import PAPER
-
-    parameters: dict[str, Any] = {
-        "ratio": args.ratio,
-        "gamma": args.gamma,
-        "stratify_by_aspect": args.stratify_by_aspect,
-        "pair_mode": args.pair_mode,
-        "seed": args.seed,
-        "scorer": kind,
-    }
-    if kind == "proxy-rm":
-        parameters.update(length_penalty=args.length_penalty, tau=args.tau, sample_ratio=args.sample_ratio,
-                          lora=args.lora)
-    counts = {"rows_in": summary["rows_in"], "pairs": summary["pairs"], "rows_out": summary["kept"],
-              **{f"bad_{k}": v for k, v in summary["bad_rows"].items()}}
-    for key in ("conflict_rate_pool", "conflict_rate_kept"):
-        if not np.isnan(summary[key]):
-            counts[key] = round(float(summary[key]), 4)
-    provenance = Provenance(
-        method="PD",
-        papers=[dict(PAPER)],
-        parameters=parameters,
-        model=", ".join(models) if models else None,
-        source=" ".join(args.data),
-        counts=counts,
-        selection_budget=args.ratio,
-    )
-    if args.output:
-        print(f"wrote {len(kept)} pairs to {save_dataset(kept, args.output, provenance)}")
-    if args.push_to_hub:
-        print(f"pushed to {push_dataset(kept, args.push_to_hub, provenance, private=args.private or None)}")
+    how = "stratified by aspect" if result.parameters.get("stratify_by_aspect") else "global ranking"
+    size = f"ratio {result.parameters['ratio']}" if result.parameters.get("budget") is None else f"budget {result.parameters['budget']}"
+    print(f"kept: {len(kept)} of {len(ds)} pairs ({size}, {how})")
 
 
 @contextlib.contextmanager
@@ -386,29 +292,31 @@ def _progress(enabled: bool, with_models: bool) -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     """Load, score, compute PD, select, summarize, write. Returns the exit code (2 on a usage or data error)."""
-    start = time.monotonic()
-    try:
-        kind, models = resolve_scorer(args)
-        with _progress(not args.no_progress, with_models=kind != "ratings"):
-            from ..pd import PDConfig, compute_pd, select_by_pd
+    from ..pd.pipeline import PDPipeline
 
-            pairs = load_pairs(args)
-            if len(pairs.pairs) == 0:
-                print(pairs.bad_rows.summary(), file=sys.stderr)
-                raise ConfigError("No pairs could be built from --data; see the bad-row report above.")
-            scorer, info = build_scorer(args, pairs, kind, models)
-            result = compute_pd(pairs.pairs, scorer, PDConfig(gamma=args.gamma, progress=not args.no_progress))
-            kept = select_by_pd(
-                result.dataset, ratio=args.ratio, stratify_by_aspect=args.stratify_by_aspect, seed=args.seed
-            )
-            summary = summarize(pairs, result, kept, args, info)
-            write_output(kept, args, summary, kind, models)
-    except HfPrefselError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    start = time.monotonic()
+    config = pd_config(args)
+    check_output(args.output, list(args.data))
+    with _progress(not args.no_progress, with_models=config.scorer != "ratings"):
+        pairs = load_pairs(args, config)
+        if len(pairs.pairs) == 0:
+            print(pairs.bad_rows.summary(), file=sys.stderr)
+            raise ConfigError("No pairs could be built from --data; see the bad-row report above.")
+        if config.scorer == "proxy-rm":
+            print(f"Training {len(set(pairs.pairs['aspect']))} proxy reward model(s) from {config.proxy_base_model}...",
+                  file=sys.stderr)
+        result = PDPipeline(config).run(pairs, progress=not args.no_progress,
+                                        source=" ".join(input_name(p) for p in args.data))
+        summarize(result, args)
+        if not args.output and not args.push_to_hub:
+            print("no --output or --push-to-hub given: nothing written")
+        else:
+            from .common import write_result
+
+            write_result(result, args)
     print(f"done in {time.monotonic() - start:.1f} s")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_command(run, build_parser().parse_args(argv))

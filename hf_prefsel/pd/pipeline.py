@@ -85,7 +85,7 @@ class PDPipelineConfig:
     def parameters(self) -> dict[str, Any]:
         out: dict[str, Any] = {"budget": self.budget, "ratio": self.ratio, "gamma": self.divergence.gamma,
                                "stratify_by_aspect": self.stratify_by_aspect, "pair_mode": self.split.pair_mode,
-                               "seed": self.seed, "scorer": self.scorer}
+                               "seed": self.seed, "scorer": self.scorer, "reference": self.reference}
         if self.scorer == "proxy-rm":
             out.update(length_penalty=self.proxy.length_penalty, tau=self.proxy.balance_temperature,
                        sample_ratio=self.proxy.sample_ratio, lora=self.lora)

@@ -26,6 +26,8 @@ TACOS = Method(
     arxiv="2507.03673",
     tags=("tacos", "data-selection", "open-intent-tagging"),
 )
+TACOS_TAGGING = Method(name="TACOS open intent tagging", title=TACOS.title, arxiv=TACOS.arxiv,
+                       tags=("open-intent-tagging", "tacos"))
 
 
 @dataclass
@@ -109,6 +111,13 @@ class TacosResult(MethodResult):
         return self.artifacts["tag_vocabulary"]
 
 
+@dataclass
+class TaggingResult(MethodResult):
+    """TACOS stage A alone: every input row with `tags`, `tag_explanations` and `tags_error`."""
+
+    method = TACOS_TAGGING
+
+
 class TacosPipeline:
     """Run TACOS on an instruction dataset.
 
@@ -136,6 +145,22 @@ class TacosPipeline:
         cfg = self.config
         return OpenTagger(self.llm, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
                           messages_column=cfg.messages_column, explanations=cfg.explanations, on_bad_row="record")
+
+    def tag(self, dataset: Any, *, executor: Executor | None = None, source: str | None = None) -> TaggingResult:
+        """Only the tagging stage (stage A): every row gets its open intent tags (or an error)."""
+        cfg = self.config
+        report = RunReport(models={"tagger": describe_llm(self.llm)})
+        start = time.monotonic()
+        tagged, usage = (executor or LocalExecutor()).map(dataset, self.tagger(), batch_size=cfg.batch_size, desc="Tagging")
+        report.add_usage("tagging", usage)
+        report.seconds["tagging"] = time.monotonic() - start
+        report.models["tagger"] = describe_llm(self.llm)
+        failed = sum(bool(e) for e in tagged["tags_error"]) if len(tagged) else 0
+        report.counts = {"rows_in": len(dataset), "tagged": len(tagged) - failed, "failed_rows": failed,
+                         "rows_out": len(tagged)}
+        params = {"instruction_column": cfg.instruction_column, "input_column": cfg.input_column,
+                  "messages_column": cfg.messages_column, "explanations": self.tagger().explanations}
+        return TaggingResult(dataset=tagged, report=report, parameters=params, source=source)
 
     def run(self, dataset: Any, *, progress: bool = True, executor: Executor | None = None, source: str | None = None) -> TacosResult:
         """Tag, normalize, cluster, judge and select.
@@ -191,7 +216,7 @@ class TacosPipeline:
         selected = ds.select(order).add_column("selection_reason", [reason[i] for i in order])
         sr = scorer.report
         report.counts = {
-            "rows_in": rows_in, "tag_failures": tag_failures, "raw_tags": vocabulary.n_raw,
+            "rows_in": rows_in, "tag_failures": tag_failures, "failed_rows": tag_failures, "raw_tags": vocabulary.n_raw,
             "canonical_tags": vocabulary.n_canonical, "clusters": clusterer.n_clusters, "rows_after_dedup": len(ds),
             "pairs_judged": sr.judged, "judge_failures": sr.failed, "unscored": sr.unscored_samples,
             "selected": len(selected), "rows_out": len(selected),
@@ -224,4 +249,4 @@ def top_rows(dataset: Any, n: int = 10, score_column: str = "score") -> list[int
     return [int(i) for i in np.argsort(-np.asarray(dataset[score_column], dtype=float), kind="stable")[:n]]
 
 
-__all__ = ["TACOS", "TacosConfig", "TacosPipeline", "TacosResult", "top_rows"]
+__all__ = ["TACOS", "TACOS_TAGGING", "TacosConfig", "TacosPipeline", "TacosResult", "TaggingResult", "top_rows"]

@@ -184,6 +184,7 @@ class TagsPipeline:
         report.models["concepts"] = describe_llm(self.llm)
         report.counts = {
             "rows_in": len(pool), "concept_failures": sum(bool(e) for e in pool["concepts_error"]),
+            "failed_rows": sum(bool(e) for e in pool["concepts_error"]),
             "unique_concepts": tree.n_leaves, "tree_nodes": tree.n_nodes, "tree_depth": tree.depth,
             "grounded_fraction": round(grounded.grounded_fraction, 4), "selected": len(selected),
             "rows_out": len(selected), "information": round(selection.information, 3),

@@ -14,6 +14,7 @@ from hf_prefsel.tacos.normalize import (
     TagNormalizerConfig,
     clean_tag,
     fpgrowth,
+    pair_counts,
     rule_key,
     scaled_threshold,
 )
@@ -216,10 +217,11 @@ def test_association_respects_min_confidence():
     assert TagNormalizer(_assoc_config(min_confidence=0.95)).fit(rows).vocabulary.n_canonical == 1
 
 
-def test_fpgrowth_equals_brute_force_counting():
+def test_deprecated_fpgrowth_still_equals_brute_force_counting():
     rng = random.Random(0)
     transactions = [rng.sample(range(8), rng.randint(1, 5)) for _ in range(300)]
-    got = fpgrowth(transactions, min_support=12, max_len=3)
+    with pytest.warns(DeprecationWarning, match="pair_counts"):
+        got = fpgrowth(transactions, min_support=12, max_len=3)
     expected = {}
     for size in (1, 2, 3):
         for itemset in itertools.combinations(range(8), size):
@@ -228,32 +230,57 @@ def test_fpgrowth_equals_brute_force_counting():
                 expected[itemset] = support
     assert got == expected
     assert any(len(k) == 3 for k in got)
-    assert fpgrowth([[1, 2], [1, 2, 3], [1]], min_support=2) == {(1,): 3, (2,): 2, (1, 2): 2}
-    assert all(len(k) <= 2 for k in fpgrowth(transactions, 12, max_len=2))
-    unlimited = fpgrowth(transactions, 12)
+    with pytest.warns(DeprecationWarning):
+        assert fpgrowth([[1, 2], [1, 2, 3], [1]], min_support=2) == {(1,): 3, (2,): 2, (1, 2): 2}
+        assert all(len(k) <= 2 for k in fpgrowth(transactions, 12, max_len=2))
+        unlimited = fpgrowth(transactions, 12)
     assert {k: v for k, v in unlimited.items() if len(k) <= 3} == got
 
 
-def test_association_pair_mining_equals_brute_force_counting():
+def _brute_force_pairs(samples, items, min_support):
+    """Pair supports counted the slow obvious way: for every pair, the samples whose tag set holds both."""
+    sets: dict[int, set[int]] = {}
+    for s, i in zip(samples.tolist(), items.tolist()):
+        sets.setdefault(s, set()).add(i)
+    expected = {}
+    for a, b in itertools.combinations(sorted(set(items.tolist())), 2):
+        n = sum({a, b} <= t for t in sets.values())
+        if n >= min_support:
+            expected[(a, b)] = n
+    return expected
+
+
+@pytest.mark.parametrize("seed,n_items,min_support", [(1, 15, 10), (2, 40, 1), (3, 6, 30)])
+def test_sparse_pair_counts_equal_brute_force_counting(seed, n_items, min_support):
+    # pair_counts (X.T @ X on the samples x tags 0/1 matrix) replaced a hand-written FP-growth; both must give the
+    # support of every pair, which we count here directly. Repeated (sample, tag) entries count once.
     import numpy as np
 
-    from hf_prefsel.tacos.normalize import _pair_itemsets
-
-    rng = np.random.default_rng(1)
-    samples = np.repeat(np.arange(400), rng.integers(1, 5, size=400))
-    items = rng.integers(0, 15, size=len(samples))
-    pairs = np.unique(samples * 15 + items)  # one occurrence per (sample, item), sorted by sample
-    samples, items = pairs // 15, pairs % 15
-    support = np.bincount(items, minlength=15)
-    got = _pair_itemsets(samples, items, support, min_support=10)
-    sets = [set(items[samples == s].tolist()) for s in np.unique(samples)]
-    expected = {}
-    for a, b in itertools.combinations(range(15), 2):
-        n = sum({a, b} <= t for t in sets)
-        if n >= 10:
-            expected[(a, b)] = n
-    assert {k: v for k, v in got.items() if len(k) == 2} == expected
+    rng = np.random.default_rng(seed)
+    samples = np.repeat(np.arange(400), rng.integers(1, 6, size=400))
+    items = rng.integers(0, n_items, size=len(samples))
+    a, b, count = pair_counts(samples, items, n_items, min_support)
+    got = dict(zip(zip(a.tolist(), b.tolist()), count.tolist()))
+    expected = _brute_force_pairs(samples, items, min_support)
+    assert got == expected
     assert expected  # the case is not vacuous
+    assert list(zip(a.tolist(), b.tolist())) == sorted(got)
+
+
+def test_sparse_pair_counts_on_real_tag_sets(flask_rows):
+    # Real multi-label rows (FLASK skills + domains): pair supports equal the brute-force count.
+    import numpy as np
+
+    names: dict[str, int] = {}
+    samples, items = [], []
+    for s, row in enumerate(flask_rows):
+        for tag in row["meta"]["skills"] + row["meta"]["domains"]:
+            samples.append(s)
+            items.append(names.setdefault(tag, len(names)))
+    samples, items = np.array(samples), np.array(items)
+    a, b, count = pair_counts(samples, items, len(names), min_support=5)
+    assert dict(zip(zip(a.tolist(), b.tolist()), count.tolist())) == _brute_force_pairs(samples, items, 5)
+    assert len(a) > 50
 
 
 # ---------------------------------------------------------------------------------------------------- transform
@@ -319,8 +346,81 @@ def test_a_corpus_where_every_tagging_failed_gives_an_empty_vocabulary():
 
 
 def test_released_code_preset_runs_only_frequency_and_rules():
-    cfg = TagNormalizerConfig.released_code()
+    # alpha as given (no scaling): 1 here so the three one-row tags survive.
+    cfg = TagNormalizerConfig.released_code(alpha=1)
     vocab = TagNormalizer(cfg).fit([["Math"], ["math"], ["mathematics"]]).vocabulary
     ran = [s.name for s in vocab.steps if s.enabled]
     assert ran == ["frequency_filter", "rule_aggregation"]
-    assert vocab.n_canonical == 2
+    assert vocab.canonical_counts == {"math": 2, "mathemat": 1}  # named by the NLTK stem of the whole tag
+
+
+def test_released_code_preset_uses_alpha_as_given():
+    assert TagNormalizerConfig.released_code().effective_alpha(100) == 20
+    vocab = TagNormalizer(TagNormalizerConfig.released_code()).fit([["Math"]] * 19 + [["code"]] * 20).vocabulary
+    assert vocab.canonical_counts == {"code": 20}
+
+
+# ---------------------------------------------------------------------------------------------------- switches
+
+
+def test_new_switches_default_to_the_previous_behaviour():
+    cfg = TagNormalizerConfig()
+    assert (cfg.counts, cfg.cleaning, cfg.stemmer, cfg.stem_scope) == ("samples", "words", "porter", "word")
+    assert (cfg.keep_empty_keys, cfg.canonical_names, cfg.drop_untagged_rows) == (False, "most_frequent", False)
+    # A vocabulary saved before these switches existed loads with the old behaviour.
+    old = {k: v for k, v in cfg.to_dict().items() if k not in {"counts", "cleaning", "stem_scope"}}
+    assert TagNormalizerConfig.from_dict(old) == cfg
+    for name, bad in [("counts", "tokens"), ("cleaning", "none"), ("stem_scope", "last"), ("canonical_names", "x")]:
+        with pytest.raises(ConfigError, match=name):
+            TagNormalizerConfig(**{name: bad})
+
+
+def test_counts_occurrences_counts_every_listing():
+    rows = [["math", "math", "poetry"], ["math"], ["poetry"]]
+    common = dict(alpha=3, reference_size=None, semantic_aggregation=False, association_aggregation=False)
+    by_samples = TagNormalizer(TagNormalizerConfig(**common)).fit(rows).vocabulary
+    by_occurrences = TagNormalizer(TagNormalizerConfig(counts="occurrences", **common)).fit(rows).vocabulary
+    assert by_samples.raw_counts == {"math": 2, "poetry": 2} and by_samples.n_canonical == 0
+    assert by_occurrences.raw_counts == {"math": 3, "poetry": 2}
+    assert by_occurrences.canonical_counts == {"math": 3}
+
+
+def test_cleaning_and_stemming_modes():
+    assert clean_tag("Code_Generation / Dance.", cleaning="non_word_runs") == "code_generation dance "
+    assert clean_tag("Code_Generation / Dance.") == "code generation dance"
+    # NLTK's default mode keeps irregular forms that the original Porter algorithm (Snowball "porter") stems.
+    assert rule_key("news", stemmer="nltk_porter") == "news" and rule_key("news") == "new"
+    assert rule_key("dying", stemmer="nltk_porter") == "die" and rule_key("dying") == "dy"
+    # Stemming the whole tag as one string changes only its end; a trailing space protects even that.
+    assert rule_key("Writing Poems", stemmer="nltk_porter", stem_scope="tag") == "writing poem"
+    assert rule_key("Writing Poems", stemmer="nltk_porter") == "write poem"
+    assert rule_key("Writing Poems.", stemmer="nltk_porter", stem_scope="tag", cleaning="non_word_runs") == "writing poems "
+    with pytest.raises(ConfigError, match="nltk_porter"):
+        TagNormalizerConfig(stemmer="nltk")
+
+
+def test_keep_empty_keys_and_key_names():
+    rows = [["&", "Math Problems"], ["+"], ["math problem"]]
+    only_rules = dict(ONLY_RULES, cleaning="non_word_runs", stemmer="nltk_porter", stem_scope="tag")
+    dropped = TagNormalizer(TagNormalizerConfig(**only_rules)).fit(rows).vocabulary
+    assert dropped.canonical("&") is None and dropped.canonical("+") is None
+    kept = TagNormalizer(TagNormalizerConfig(keep_empty_keys=True, canonical_names="key", **only_rules)).fit(rows)
+    vocab = kept.vocabulary
+    assert vocab.canonical("&") == vocab.canonical("+") == " "  # both clean to one space, one canonical tag
+    assert vocab.canonical("Math Problems") == vocab.canonical("math problem") == "math problem"
+    assert vocab.canonical_counts == {" ": 2, "math problem": 2}
+    assert kept.normalize(["%%"]) == [" "]  # unseen spelling, same key
+
+
+def test_drop_untagged_rows():
+    import datasets
+
+    rows = [["math"], [], ["poetry"], None, ["math"]]
+    keep = TagNormalizer(TagNormalizerConfig(**ONLY_RULES)).fit(rows)
+    drop = TagNormalizer(TagNormalizerConfig(drop_untagged_rows=True, **ONLY_RULES)).fit(rows)
+    assert keep.transform(rows) == [["math"], [], ["poetry"], [], ["math"]]
+    assert drop.transform(rows) == [["math"], ["poetry"], ["math"]]
+    ds = datasets.Dataset.from_dict({"index": [0, 1, 2, 3, 4], "tags": rows})
+    out = drop.transform(ds)
+    assert out["index"] == [0, 2, 4] and out["canonical_tags"] == [["math"], ["poetry"], ["math"]]
+    assert len(ds.map(drop, batched=True)) == 5  # as a map callable it only adds the column

@@ -42,13 +42,13 @@ class Method:
 
 
 def rows_to_keep(n: int, *, budget: int | None = None, ratio: float | None = None) -> int:
-    """How many of `n` rows a selection keeps: `budget` rows, or `round(ratio * n)` (at least 1 of a non-empty
-    pool), never more than `n`. Exactly one of the two is given; `SelectionSize.__post_init__` checks them."""
+    """How many of `n` rows a selection keeps: `budget` rows, or `round(ratio * n)` (Python's round, as PD's
+    `round(λ·N)`; at least 1 of a non-empty pool), never more than `n`. `check_size` validates the two."""
     if budget is not None:
         return min(int(budget), n)
     if ratio is None:
         raise ConfigError("Give the selection size: budget (rows) or ratio (a share in (0, 1]).")
-    return min(n, max(1 if n else 0, int(math.floor(ratio * n + 0.5))))
+    return min(n, max(1 if n else 0, int(round(ratio * n))))
 
 
 def check_size(budget: Any, ratio: Any, *, owner: str) -> None:

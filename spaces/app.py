@@ -30,6 +30,9 @@ except ImportError:  # a repository checkout without `pip install -e .`
 import gradio as gr
 
 from hf_prefsel.errors import HfPrefselError
+from hf_prefsel.options import option
+from hf_prefsel.pd.pipeline import PDPipelineConfig
+from hf_prefsel.tacos.pipeline import TacosConfig
 from hf_prefsel.space import data as space_data
 from hf_prefsel.space import methods
 from hf_prefsel.space.export import push_result, write_downloads
@@ -59,6 +62,16 @@ Load instruction or preference data, choose a method, and see what it keeps and 
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+
+def tacos_opt(path: str) -> Any:
+    """A TACOS option's default and help, from `TacosConfig` (the CLI reads the same)."""
+    return option(TacosConfig, path)
+
+
+def pd_opt(path: str) -> Any:
+    """A PD option's default and help, from `PDPipelineConfig`."""
+    return option(PDPipelineConfig, path)
 
 
 def _fail(exc: BaseException) -> gr.Error:
@@ -270,11 +283,14 @@ def build_demo(limits: SpaceLimits | None = None, models: ModelProvider | None =
                     tacos_budget = gr.Number(value=6, precision=0, minimum=1, label="Rows to select (budget)", elem_id="tacos-budget")
                     tacos_k = gr.Slider(2, 50, value=6, step=1, label="Tag clusters K")
                 with gr.Row():
-                    tacos_strategy = gr.Radio(["quota", "global"], value="quota", label="Selection",
-                                              info="quota: best rows per cluster, smallest clusters first; global: top-k")
-                    tacos_passes = gr.Slider(1, 3, value=1, step=1, label="Comparisons per row")
-                    tacos_swap = gr.Checkbox(False, label="Judge both orders (measures position bias, 2x calls)")
-                    tacos_chars = gr.Slider(200, 1500, value=500, step=50, label="Characters of each text shown to the judge")
+                    tacos_strategy = gr.Radio(list(tacos_opt("strategy").choices), value=tacos_opt("strategy").default,
+                                              label="Selection", info=tacos_opt("strategy").help)
+                    tacos_passes = gr.Slider(1, 3, value=tacos_opt("judge.passes").default, step=1,
+                                             label="Comparisons per row", info=tacos_opt("judge.passes").help)
+                    tacos_swap = gr.Checkbox(tacos_opt("judge.swap").default, label="Judge both orders",
+                                             info=tacos_opt("judge.swap").help)
+                    tacos_chars = gr.Slider(200, 2000, value=tacos_opt("judge.max_chars").default, step=50,
+                                            label="Characters of each text shown to the judge")
                 tacos_btn = gr.Button("Run TACOS", variant="primary", elem_id="run-tacos")
             with gr.Tab("TAGS", elem_id="tab-tags"):
                 gr.Markdown("Knowledge-concept tagging, a knowledge tree over the concepts, and a sampler that picks the "
@@ -290,11 +306,15 @@ def build_demo(limits: SpaceLimits | None = None, models: ModelProvider | None =
                             "on. Uses the ratings in the data, so it needs no model. Load a *ratings* sample set first.")
                 with gr.Row():
                     pd_rows = gr.Slider(10, limits.max_pd_rows, value=min(1000, limits.max_pd_rows), step=10, label="Rows to use (the first N)")
-                    pd_ratio = gr.Slider(0.05, 1.0, value=0.3, step=0.05, label="Share of pairs to keep (λ)")
-                    pd_gamma = gr.Slider(0.5, 0.99, value=0.9, step=0.01, label="Quantile γ of the gap scales")
+                    pd_ratio = gr.Slider(0.05, 1.0, value=PDPipelineConfig().ratio, step=0.05,
+                                         label="Share of pairs to keep (λ)", info=pd_opt("ratio").help)
+                    pd_gamma = gr.Slider(0.5, 0.99, value=pd_opt("divergence.gamma").default, step=0.01,
+                                         label="Quantile γ of the gap scales")
                 with gr.Row():
-                    pd_stratify = gr.Checkbox(False, label="Keep λ of every aspect (instead of one global ranking)")
-                    pd_mode = gr.Radio(["one_per_prompt", "all_pairs"], value="one_per_prompt", label="Pairs per prompt")
+                    pd_stratify = gr.Checkbox(pd_opt("stratify_by_aspect").default, label="Keep λ of every aspect",
+                                              info=pd_opt("stratify_by_aspect").help)
+                    pd_mode = gr.Radio(list(pd_opt("split.pair_mode").choices), value=pd_opt("split.pair_mode").default,
+                                       label="Pairs per prompt")
                 pd_btn = gr.Button("Run PD", variant="primary", elem_id="run-pd")
             with gr.Tab("TaP", elem_id="tab-tap"):
                 gr.Markdown("Taxonomy-guided preference data: prompts generated for each taxonomy leaf, several responses "

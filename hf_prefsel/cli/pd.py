@@ -32,7 +32,6 @@ import json
 import os
 import sys
 import time
-from collections import Counter
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -221,7 +220,6 @@ def _distribution(values: np.ndarray, span: float) -> str:
 
 def summarize(result: Any, args: argparse.Namespace) -> None:
     """Print the run summary."""
-    from ..pd import pd_quantiles  # noqa: F401  (kept importable for scripts reading the summary)
     from ..pd.divergence import reference_conflict_rate
     from ..pd.schema import float_column
 

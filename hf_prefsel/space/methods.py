@@ -16,9 +16,9 @@ class MethodUnavailable(HfPrefselError):
 
 
 def _describe(llm: LLMConfig) -> str:
-    from ..cli.common import describe_model
+    from ..llm.describe import describe_llm
 
-    return describe_model(llm)
+    return describe_llm(llm)
 
 
 def missing_pieces(requirements: dict[str, tuple[str, ...]]) -> list[str]:
@@ -42,7 +42,7 @@ def _require(method: str, requirements: dict[str, tuple[str, ...]]) -> None:
 
 def tacos(data: LoadedData, columns: dict[str, str | None], llm: LLMConfig, **params: Any) -> RunResult:
     """The TACOS tab."""
-    return run_tacos(data, columns, llm, model_description=_describe(llm), **params)
+    return run_tacos(data, columns, llm, **params)
 
 
 def pd(data: LoadedData, **params: Any) -> RunResult:
@@ -64,7 +64,7 @@ def tags(data: LoadedData, columns: dict[str, str | None], llm: LLMConfig, **par
     _require("TAGS", TAGS_REQUIREMENTS)
     from .tags_run import run_tags
 
-    return run_tags(data, columns, llm, model_description=_describe(llm), **params)
+    return run_tags(data, columns, llm, **params)
 
 
 TAP_REQUIREMENTS: dict[str, tuple[str, ...]] = {

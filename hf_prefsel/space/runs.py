@@ -18,14 +18,12 @@ import numpy as np
 from ..errors import ConfigError, DataError
 from ..hub import Provenance
 from ..llm import LLMConfig
+from ..options import build_config
 from .data import LoadedData, instruction_rows, short
 from .views import Chart, TreeNode, coverage_chart, bar_chart, histogram_chart, short_label, treemap_html
 
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
-
-TACOS_PAPER = {"title": "TACOS: Open Tagging and Comparative Scoring for Instruction Fine-Tuning Data Selection", "arxiv": "2507.03673"}
-
 
 def _no_progress(fraction: float, message: str) -> None:
     return None
@@ -124,67 +122,37 @@ def _table(rows: list[dict[str, Any]], columns: list[str], limit: int):
 # ---------------------------------------------------------------------------------------------------- TACOS
 
 
+# Space option name -> TacosConfig field (the same fields the CLI exposes; defaults and meaning from the config)
+TACOS_OPTIONS = {"budget": "budget", "clusters": "cluster.n_clusters", "strategy": "strategy", "passes": "judge.passes",
+                 "swap": "judge.swap", "judge_max_chars": "judge.max_chars", "seed": "seed", "explanations": "explanations"}
+
+
 def run_tacos(
     data: LoadedData,
     columns: dict[str, str | None],
     llm: LLMConfig,
     *,
     rows: int = 50,
-    budget: int = 10,
-    clusters: int = 8,
-    strategy: str = "quota",
-    passes: int = 1,
-    swap: bool = False,
-    seed: int = 0,
-    judge_max_chars: int = 800,
-    model_description: str = "",
     table_rows: int = 200,
     progress: Progress = _no_progress,
+    **options: Any,
 ) -> RunResult:
-    """Tag → normalize → cluster → comparative scoring → selection on the first `rows` rows (TACOS).
-
-    Same stages and defaults as `hf-prefsel tacos`; explanations are skipped on the embedded model (the CLI's
-    `--explanations auto`), and the judge sees at most `judge_max_chars` characters per text.
-    """
+    """`TacosPipeline` on the first `rows` rows, then the views. `options` are `TACOS_OPTIONS` names (config defaults
+    for those not given)."""
     import datasets
 
-    from ..cli.common import is_embedded
-    from ..tacos import (ComparativeScorer, ComparativeScorerConfig, OpenTagger, TagClusterConfig, TagClusterer,
-                         TagNormalizer, TagNormalizerConfig, plan_selection)
+    from ..tacos.pipeline import TacosConfig, TacosPipeline
 
     start = time.monotonic()
-    if budget < 1:
-        raise ConfigError("The selection budget must be at least 1 row.")
-    records = instruction_rows(data, columns, rows)
-    ds = datasets.Dataset.from_list(records)
-    tagger = OpenTagger(llm, explanations=not is_embedded(llm), on_bad_row="record")
-    progress(0.02, "Tagging intents")
-    ds = watch_calls(lambda: ds.map(tagger, batched=True, batch_size=8, desc="Tagging"),
-                     llm, len(ds), progress, "Tagging intents", 0.02, 0.45)
-    tag_failures = sum(bool(e) for e in ds["tags_error"])  # "" (or None) marks success
-    if tag_failures == len(ds):
-        reasons = Counter(str(e)[:120] for e in ds["tags_error"] if e).most_common(2)
-        raise DataError(f"No row could be tagged ({'; '.join(r for r, _ in reasons)}). Check the model or raise the call budget.")
-
-    progress(0.47, "Normalizing and clustering tags")
-    normalizer = TagNormalizer(TagNormalizerConfig())
-    ds = normalizer.fit_transform(ds, desc="Normalizing tags")
-    vocabulary = normalizer.vocabulary
-    if vocabulary.n_canonical == 0:
-        raise DataError("Normalization kept no tag; try more rows.")
-    k = max(1, min(int(clusters), vocabulary.n_canonical))
-    clusterer = TagClusterer(TagClusterConfig(n_clusters=k, seed=seed)).fit(vocabulary)
-    ds = clusterer.transform(ds)
-
-    scorer = ComparativeScorer(llm, ComparativeScorerConfig(passes=passes, swap=swap, seed=seed, max_chars=judge_max_chars))
-    n_calls = len(scorer.plan(ds)) * (2 if swap else 1)
-    ds = watch_calls(lambda: scorer.score(ds, progress=False), llm, n_calls, progress, "Comparative scoring", 0.5, 0.95)
-    progress(0.96, "Selecting")
-    plan = plan_selection(ds["score"], ds["cluster_ids"], min(budget, len(ds)), strategy=strategy)  # type: ignore[arg-type]
-    order = sorted(plan.indices)
-    reason = dict(zip(plan.indices, plan.reasons))
-    selected = ds.select(order).add_column("selection_reason", [reason[i] for i in order])
-    usage_text, usage = _usage_line(llm)
+    config = build_config(TacosConfig, _paths(options, TACOS_OPTIONS))
+    ds = datasets.Dataset.from_list(instruction_rows(data, columns, rows))
+    planned = len(ds) * (2 + (1 if config.judge.swap else 0)) * config.judge.passes
+    pipeline = TacosPipeline(llm, config)
+    result = watch_calls(lambda: pipeline.run(ds, progress=False, source=data.source), llm, planned, progress,
+                         "Tagging and comparative scoring", 0.02, 0.95)
+    usage_text, _ = _usage_line(llm)
+    selected, pool, vocabulary, counts = result.dataset, result.pool, result.vocabulary, result.report.counts
+    chosen = {i for i, sid in enumerate(pool["id"]) if sid in set(selected["id"])}
 
     # --- views
     cluster_tags: dict[int, list[str]] = {}
@@ -193,10 +161,9 @@ def run_tacos(
     for cid in cluster_tags:
         cluster_tags[cid].sort(key=lambda t: -vocabulary.canonical_counts.get(t, 0))
     names = {cid: f"#{cid} {', '.join(tags[:2])}" for cid, tags in cluster_tags.items()}
-    chosen = set(order)
     pool_per_cluster: Counter[int] = Counter()
     sel_per_cluster: Counter[int] = Counter()
-    for i, ids in enumerate(ds["cluster_ids"]):
+    for i, ids in enumerate(pool["cluster_ids"]):
         for cid in ids or []:
             pool_per_cluster[cid] += 1
             sel_per_cluster[cid] += i in chosen
@@ -215,11 +182,11 @@ def run_tacos(
     ]
     canon_rows: Counter[str] = Counter()
     canon_sel: Counter[str] = Counter()
-    for i, tags in enumerate(ds["canonical_tags"]):
+    for i, tags in enumerate(pool["canonical_tags"]):
         for t in tags or []:
             canon_rows[t] += 1
             canon_sel[t] += i in chosen
-    root = TreeNode("all tag clusters", size=len(ds), selected=len(order))
+    root = TreeNode("all tag clusters", size=len(pool), selected=len(selected))
     for cid, tags in sorted(cluster_tags.items()):
         node = TreeNode(names.get(cid, f"#{cid}"), size=pool_per_cluster[cid], selected=sel_per_cluster[cid])
         node.children = [TreeNode(t, size=canon_rows[t], selected=canon_sel[t]) for t in tags if canon_rows[t]]
@@ -231,56 +198,49 @@ def run_tacos(
              "clusters": r["cluster_ids"]}
             for r in sorted(selected.to_list(), key=lambda r: -(r["score"] if r["score"] == r["score"] else -1))]
     seconds = time.monotonic() - start
-    counts = {"rows_in": len(ds), "tag_failures": tag_failures, "raw_tags": vocabulary.n_raw,
-              "canonical_tags": vocabulary.n_canonical, "clusters": clusterer.n_clusters, "pairs_judged": scorer.report.judged,
-              "judge_failures": scorer.report.failed, "rows_out": len(selected), "llm_calls": usage["calls"],
-              "cache_hits": usage["cache_hits"], "prompt_tokens": usage["prompt_tokens"],
-              "completion_tokens": usage["completion_tokens"]}
-    provenance = Provenance(
-        method="TACOS", papers=[TACOS_PAPER], model=model_description or None, source=data.source,
-        selection_budget=budget,
-        parameters={"rows": len(ds), "clusters": k, "strategy": strategy, "passes": passes, "swap": swap, "seed": seed,
-                    "explanations": tagger.explanations, "judge_max_chars": judge_max_chars},
-        counts=counts,
-    )
+    notes = "".join(f"\n- note: {n}" for n in result.report.notes)
     summary = (
-        f"### TACOS: selected {len(selected)} of {len(ds)} rows in {seconds:.1f} s\n"
-        f"- tagging: {len(ds) - tag_failures}/{len(ds)} rows tagged; {vocabulary.n_raw} raw tags → "
-        f"{vocabulary.n_canonical} canonical tags → {clusterer.n_clusters} clusters\n"
-        f"- comparative scoring: {scorer.report}\n"
-        f"- selection: {strategy} strategy, budget {budget}; {plan.n_quota} rows by cluster quota"
-        f"{f', {len(order) - plan.n_quota} filled from the best remaining' if len(order) > plan.n_quota else ''}\n"
-        f"- model: {model_description or 'n/a'}; {usage_text}"
+        f"### TACOS: selected {len(selected)} of {counts['rows_in']} rows in {seconds:.1f} s\n"
+        f"- tagging: {counts['rows_in'] - counts['tag_failures']}/{counts['rows_in']} rows tagged; {counts['raw_tags']} raw tags → "
+        f"{counts['canonical_tags']} canonical tags → {counts['clusters']} clusters\n"
+        f"- comparative scoring: {counts['pairs_judged']} pairs judged, {counts['judge_failures']} failed, "
+        f"{counts['unscored']} rows unscored\n"
+        f"- selection: {config.strategy} strategy, budget {config.budget}\n"
+        f"- model: {'; '.join(result.report.models.values())}; {usage_text}{notes}"
     )
-    return RunResult("TACOS", selected, _table(best, table_columns, table_rows), summary, charts, tree_html, provenance,
-                     {"tag_vocabulary": vocabulary}, seconds)
+    return RunResult("TACOS", selected, _table(best, table_columns, table_rows), summary, charts, tree_html,
+                     result.provenance(), dict(result.artifacts), seconds)
+
+
+def _paths(options: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """`{config path: value}` for the given Space options (an unknown name is a programming error, said plainly)."""
+    unknown = set(options) - set(names)
+    if unknown:
+        raise ConfigError(f"Unknown option(s) {', '.join(sorted(unknown))}; known: {', '.join(names)}.")
+    return {names[k]: v for k, v in options.items() if v is not None}
 
 
 # ---------------------------------------------------------------------------------------------------- PD
 
 
+# Space option name -> PDPipelineConfig field
+PD_OPTIONS = {"ratio": "ratio", "stratify_by_aspect": "stratify_by_aspect", "pair_mode": "split.pair_mode",
+              "gamma": "divergence.gamma", "seed": "seed"}
+
+
 def run_pd(
     data: LoadedData,
     *,
-    ratio: float = 0.3,
     rows: int = 5000,
-    stratify_by_aspect: bool = False,
-    pair_mode: str = "one_per_prompt",
-    gamma: float = 0.9,
-    seed: int = 0,
     table_rows: int = 200,
     progress: Progress = _no_progress,
+    **options: Any,
 ) -> RunResult:
-    """Preference divergence from the ratings in the data (the paper's PD(rati.)), then keep the `ratio` share
-    with the most negative PD. Needs no model: the ratings are the per-aspect rewards."""
-    import datasets
-
-    from ..pd import (PAPER, AspectSplitConfig, PDConfig, RatingsScorer, compute_pd, conflict_rate, from_multi_response,
-                      select_indices_by_pd, to_pairs)
+    """`PDPipeline` on the ratings in the data (the paper's PD(rati.); no model), then the views."""
+    from ..pd.pipeline import PDPipeline, PDPipelineConfig
 
     start = time.monotonic()
-    if not 0 < ratio <= 1:
-        raise ConfigError(f"The ratio must be in (0, 1], got {ratio}.")
+    config = build_config(PDPipelineConfig, _paths(options, PD_OPTIONS))
     if data.kind != "preferences":
         raise DataError(
             "PD needs preference data: rows with a prompt and several rated responses "
@@ -288,29 +248,23 @@ def run_pd(
             "prompt/chosen/rejected pairs with an aspect column. Pick a ratings sample set or upload such a file."
         )
     records = data.rows[:rows]
-    split = AspectSplitConfig(pair_mode=pair_mode, seed=seed)  # type: ignore[arg-type]
-    progress(0.05, "Building single-aspect pairs")
-    if {"prompt", "responses"} <= set(data.columns):
-        has_prefs = any(isinstance(r.get("meta"), dict) and isinstance(r["meta"].get("pairwise_preferences"), list)
-                        for r in records)
-        pairs = from_multi_response(records, config=split, preferences_key="meta.pairwise_preferences" if has_prefs else None)
-    else:
-        pairs = to_pairs(datasets.Dataset.from_list(records), split)
-    if len(pairs.pairs) == 0:
-        raise DataError("No pair could be built: " + pairs.bad_rows.summary())
-    progress(0.5, "Computing preference divergence")
-    result = compute_pd(pairs.pairs, RatingsScorer(), PDConfig(gamma=gamma, progress=False))
-    scored = result.dataset
-    idx = select_indices_by_pd(scored, ratio=ratio, stratify_by_aspect=stratify_by_aspect, seed=seed)
-    kept = scored.select(idx)
+    progress(0.05, "Building single-aspect pairs and computing preference divergence")
+    pipeline = PDPipeline(config)
+    source: Any = records
+    if not {"prompt", "responses"} <= set(data.columns):
+        import datasets
+
+        source = datasets.Dataset.from_list(records)
+    result = pipeline.run(source, progress=False, source=data.source)
+    scored, kept, pairs, divergence = result.scored, result.dataset, result.pairs, result.divergence
     progress(0.9, "Drawing")
     pd_values = np.asarray(scored["pd"], dtype=float)
-    is_kept = np.zeros(len(scored), dtype=bool)
-    is_kept[np.asarray(idx, dtype=int)] = True
+    kept_ids = set(kept["pair_id"])
+    is_kept = np.array([pid in kept_ids for pid in scored["pair_id"]], dtype=bool)
     cut = float(np.nanmax(pd_values[is_kept])) if is_kept.any() else float("nan")
     aspects_pool = Counter(scored["aspect"])
     aspects_kept = Counter(kept["aspect"])
-    pool_conflict, kept_conflict = conflict_rate(pd_values), conflict_rate(pd_values[is_kept])
+    ratio = config.ratio if config.ratio is not None else len(kept) / max(len(scored), 1)
     charts = [
         histogram_chart(f"PD of all {len(scored)} pairs; kept = the {ratio:.0%} most negative (cut at PD ≤ {cut:+.2f})",
                         pd_values, is_kept, x_title="preference divergence (bin centre)",
@@ -329,23 +283,15 @@ def run_pd(
     kept_rows = sorted(kept.to_list(), key=lambda r: r["pd"])
     table = _table(kept_rows, ["pd", "aspect", "reward_margin", "pd_num_aspects", "prompt", "chosen", "rejected", "pair_id"], table_rows)
     seconds = time.monotonic() - start
-    counts = {"rows_in": pairs.bad_rows.rows_in, "pairs": len(scored), "rows_out": len(kept),
-              **{f"bad_{k}": v for k, v in pairs.bad_rows.counts.items()}}
-    if not np.isnan(pool_conflict):
-        counts["conflict_rate_pool"] = round(float(pool_conflict), 4)
-    if not np.isnan(kept_conflict):
-        counts["conflict_rate_kept"] = round(float(kept_conflict), 4)
-    provenance = Provenance(method="PD", papers=[dict(PAPER)], source=data.source, selection_budget=ratio, counts=counts,
-                            parameters={"ratio": ratio, "gamma": gamma, "stratify_by_aspect": stratify_by_aspect,
-                                        "pair_mode": pair_mode, "seed": seed, "scorer": "ratings"})
+    counts = result.report.counts
     bad = ", ".join(f"{k} {v}" for k, v in sorted(pairs.bad_rows.counts.items())) or "none"
-    warn = ("\n- **only one aspect**: PD needs other aspects and is 0 everywhere, so the selection is a seeded random draw"
-            if len(result.aspects) < 2 else "")
+    warn = "".join(f"\n- **{note}**" for note in result.report.notes)
+    rate = lambda key: f"{counts[key]:.1%}" if key in counts else "n/a"  # noqa: E731
     summary = (
         f"### PD: kept {len(kept)} of {len(scored)} pairs in {seconds:.1f} s\n"
-        f"- {pairs.bad_rows.rows_in} rows → {len(scored)} single-aspect pairs over {len(result.aspects)} aspects "
-        f"({', '.join(result.aspects)}); skipped: {bad}\n"
-        f"- conflict rate (PD > 0): pool {pool_conflict:.1%} → kept {kept_conflict:.1%}\n"
+        f"- {pairs.bad_rows.rows_in} rows → {len(scored)} single-aspect pairs over {len(divergence.aspects)} aspects "
+        f"({', '.join(divergence.aspects)}); skipped: {bad}\n"
+        f"- conflict rate (PD > 0): pool {rate('conflict_rate_pool')} → kept {rate('conflict_rate_kept')}\n"
         f"- per-aspect rewards: the ratings in the data (PD(rati.)); no LLM calls{warn}"
     )
-    return RunResult("PD", kept, table, summary, charts, tree_html, provenance, {}, seconds)
+    return RunResult("PD", kept, table, summary, charts, tree_html, result.provenance(), {}, seconds)

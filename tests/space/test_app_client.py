@@ -140,7 +140,9 @@ def test_tacos_on_fake_endpoint(client, fault_server, space_helpers):
     selected = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(selected) == 4 and all(r["canonical_tags"] and r["selection_reason"] for r in selected)
     card = next(Path(f) for f in files if f.endswith(".md")).read_text()
-    assert "TACOS" in card and "2507.03673" in card and server.url in card
+    assert "TACOS" in card and "2507.03673" in card
+    # the card names the model the endpoint reported, never this machine's URL (issue 17)
+    assert "fake.gguf" in card and server.url not in card and "127.0.0.1" not in card
 
 
 def test_call_budget_bounds_a_run(client, fault_server, space_helpers):

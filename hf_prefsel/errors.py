@@ -43,6 +43,11 @@ class EndpointUnavailableError(EndpointError, ConnectionError):
     """No endpoint could be reached (connection refused, DNS failure, timeouts) after all retries."""
 
 
+class EndpointAccessError(EndpointError):
+    """An endpoint refused access (HTTP 401/403) or has no such route or model (404): every request would fail the
+    same way, so it is raised at once, not retried; the message says whether to check the token, the URL or the model."""
+
+
 class StructuredOutputError(HfPrefselError, ValueError):
     """The model's reply could not be parsed or validated against the requested schema, repairs included."""
 
@@ -57,6 +62,29 @@ class ArtifactError(HfPrefselError):
 
 class HubUnavailableError(ArtifactError, ConnectionError):
     """The Hugging Face Hub could not be reached (offline mode, no network, Hub down); use a local path or retry."""
+
+
+class HubPushError(HfPrefselError):
+    """The Hub refused or broke off a push (a rejected or read-only token, no rights on the namespace, a server error).
+
+    The message says what was and was not uploaded and where the local copy is (`local_copy`, when one was kept).
+    """
+
+    def __init__(self, message: str, local_copy: str | None = None):
+        super().__init__(message)
+        self.local_copy = local_copy
+
+
+class ClusterError(HfPrefselError):
+    """A Ray cluster run could not go on: every worker was lost, or one stopped making progress."""
+
+
+class ClusterUnavailableError(ClusterError, ConnectionError):
+    """No Ray cluster answers at the given address (nothing listening, or not a Ray head node)."""
+
+
+class ClusterStalledError(ClusterError, TimeoutError):
+    """A cluster worker finished no request for longer than the stall timeout (a hung worker)."""
 
 
 class DependencyError(HfPrefselError, ImportError):

@@ -30,15 +30,11 @@ from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 
-from ..errors import ArtifactError, HubUnavailableError
+from ..errors import ArtifactError, HubPushError, HubUnavailableError
+from ._common import LIBRARY_NAME, atomic_write_text, library_version, network_errors, push_refusal
+from .resolve import ARTIFACT_FILE, CARD_FILE, TENSORS_FILE, check_repo_type, resolve_folder
 
 logger = logging.getLogger(__name__)
-
-ARTIFACT_FILE = "artifact.json"
-TENSORS_FILE = "tensors.safetensors"
-CARD_FILE = "README.md"
-LIBRARY_NAME = "hf_prefsel"
-REPO_TYPES = ("model", "dataset")
 
 _ARTIFACT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -46,29 +42,6 @@ A = TypeVar("A", bound="Artifact")
 
 # artifact_type -> class, filled by `Artifact.__init_subclass__`, used by `Artifact.from_pretrained` to dispatch.
 _REGISTRY: dict[str, type[Artifact]] = {}
-
-
-def _network_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions meaning "the Hub could not be reached", whichever HTTP client huggingface_hub uses."""
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    errors: list[type[BaseException]] = [OfflineModeIsEnabled, ConnectionError, TimeoutError]
-    for module_name in ("httpx2", "httpx"):
-        try:
-            module = __import__(module_name)
-        except ImportError:
-            continue
-        transport_error = getattr(module, "TransportError", None)
-        if isinstance(transport_error, type):
-            errors.append(transport_error)
-    return tuple(errors)
-
-
-def library_version() -> str:
-    """The installed hf_prefsel version (imported lazily so this module never triggers a circular import)."""
-    from .. import __version__
-
-    return __version__
 
 
 class Artifact:
@@ -176,7 +149,7 @@ class Artifact:
 
         directory = Path(save_directory)
         directory.mkdir(parents=True, exist_ok=True)
-        _atomic_write_text(directory / ARTIFACT_FILE, text + "\n")
+        atomic_write_text(directory / ARTIFACT_FILE, text + "\n")
         tensors_path = directory / TENSORS_FILE
         if arrays:
             from safetensors.numpy import save_file
@@ -186,7 +159,7 @@ class Artifact:
             os.replace(tmp, tensors_path)
         else:
             tensors_path.unlink(missing_ok=True)
-        _atomic_write_text(directory / CARD_FILE, card)
+        atomic_write_text(directory / CARD_FILE, card)
         return directory
 
     def _checked_dict(self) -> dict:
@@ -222,40 +195,9 @@ class Artifact:
         return checked
 
     def _card_text(self, arrays: dict[str, np.ndarray]) -> str:
-        from huggingface_hub import CardData
+        from .card import render_artifact_card
 
-        cls = type(self)
-        artifact_type = cls.artifact_type
-        card_data = CardData(library_name=LIBRARY_NAME, tags=[LIBRARY_NAME, artifact_type, "hf_prefsel_artifact"])
-        title = artifact_type.replace("_", " ").capitalize()
-        lines = [
-            f"# {title}",
-            "",
-            f"An hf_prefsel `{artifact_type}` artifact (format version {cls.format_version}), "
-            f"written by hf_prefsel {library_version()}.",
-            "",
-        ]
-        body = (self.card_body() or "").strip()
-        if body:
-            lines += [body, ""]
-        if arrays:
-            lines += ["## Arrays", "", "| name | dtype | shape |", "| --- | --- | --- |"]
-            lines += [f"| `{name}` | {a.dtype} | {tuple(a.shape)} |" for name, a in sorted(arrays.items())]
-            lines.append("")
-        lines += [
-            "## How to load",
-            "",
-            "```python",
-            f"from {cls.__module__} import {cls.__qualname__}",
-            "",
-            f'artifact = {cls.__qualname__}.from_pretrained("<local folder or repo id>")',
-            "```",
-            "",
-            f"Files: `{ARTIFACT_FILE}` (content), " + (f"`{TENSORS_FILE}` (arrays), " if arrays else "")
-            + f"`{CARD_FILE}` (this card). Loading never reads any other file.",
-            "",
-        ]
-        return f"---\n{card_data.to_yaml()}\n---\n\n" + "\n".join(lines)
+        return str(render_artifact_card(self, arrays))
 
     # ------------------------------------------------------------------ load
 
@@ -303,7 +245,7 @@ class Artifact:
         >>> tax = Taxonomy.from_pretrained("user/my-dataset", repo_type="dataset", subfolder="artifacts/taxonomy")
         ```
         """
-        folder = _resolve_folder(
+        folder = resolve_folder(
             path_or_repo_id,
             revision=revision,
             repo_type=repo_type,
@@ -422,7 +364,7 @@ class Artifact:
         Raises:
             [`HubUnavailableError`]: the Hub could not be reached.
         """
-        _check_repo_type(repo_type)
+        check_repo_type(repo_type)
         from huggingface_hub import HfApi
 
         artifact_type = type(self)._require_artifact_type()
@@ -438,110 +380,18 @@ class Artifact:
                     folder_path=folder,
                     commit_message=message,
                 )
-            except _network_errors() as exc:
+            except network_errors() as exc:
                 raise HubUnavailableError(
                     f"Could not reach the Hugging Face Hub to push {artifact_type!r} to {repo_id!r} "
                     f"({type(exc).__name__}). Check the network (and that HF_HUB_OFFLINE is not set), or keep it "
                     "local with `save_pretrained(folder)`."
                 ) from exc
+            except Exception as exc:
+                refusal = push_refusal(exc, f"the {repo_type} repo {repo_id!r}", token=token)
+                if refusal is None:
+                    raise
+                raise HubPushError(
+                    f"{refusal} Nothing was uploaded; keep the {artifact_type} locally with `save_pretrained(folder)`."
+                ) from None
         logger.info("Pushed %s artifact to %s repo %s", artifact_type, repo_type, repo_id)
         return str(getattr(info, "commit_url", info))
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _check_repo_type(repo_type: str) -> None:
-    if repo_type not in REPO_TYPES:
-        raise ArtifactError(f"repo_type must be one of {', '.join(REPO_TYPES)}, got {repo_type!r}.")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _allow_patterns(subfolder: str | None) -> list[str]:
-    """Exact file names to fetch from a repo: never anything but our JSON, safetensors and card."""
-    prefix = f"{subfolder}/" if subfolder else ""
-    return [prefix + ARTIFACT_FILE, prefix + TENSORS_FILE, prefix + CARD_FILE]
-
-
-def _normalize_subfolder(subfolder: str | None) -> str | None:
-    if subfolder is None:
-        return None
-    cleaned = subfolder.strip().strip("/")
-    parts = cleaned.split("/") if cleaned else []
-    if any(part in ("", ".", "..") for part in parts):
-        raise ArtifactError(
-            f"subfolder must be a relative path inside the repo such as 'artifacts/tags', got {subfolder!r}."
-        )
-    return cleaned or None
-
-
-def _resolve_folder(
-    path_or_repo_id: str | os.PathLike[str],
-    *,
-    revision: str | None,
-    repo_type: str,
-    token: str | bool | None,
-    cache_dir: str | os.PathLike[str] | None,
-    subfolder: str | None,
-) -> Path:
-    """The local folder holding the artifact: the given folder, or a Hub snapshot limited to our files."""
-    sub = _normalize_subfolder(subfolder)
-    local = Path(path_or_repo_id).expanduser()
-    if local.is_dir():
-        return local / sub if sub else local
-    if local.exists():
-        raise ArtifactError(
-            f"{str(path_or_repo_id)!r} is a file; pass the folder written by `save_pretrained` "
-            f"(it holds {ARTIFACT_FILE})."
-        )
-    _check_repo_type(repo_type)
-    repo_id = str(path_or_repo_id)
-
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        GatedRepoError,
-        HFValidationError,
-        LocalEntryNotFoundError,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    try:
-        snapshot = snapshot_download(
-            repo_id,
-            repo_type=repo_type,
-            revision=revision,
-            token=token,
-            cache_dir=cache_dir,
-            allow_patterns=_allow_patterns(sub),
-            library_name=LIBRARY_NAME,
-            library_version=library_version(),
-        )
-    except HFValidationError as exc:
-        raise ArtifactError(
-            f"{repo_id!r} is neither an existing local folder nor a valid Hub repo id ('user/name'). Check the path."
-        ) from exc
-    except GatedRepoError as exc:
-        raise ArtifactError(
-            f"The Hub repo {repo_id!r} is gated: request access on its page, then pass a token with access."
-        ) from exc
-    except RepositoryNotFoundError as exc:
-        raise ArtifactError(
-            f"{repo_id!r} is not a local folder, and no {repo_type} repo of that name was found on the Hub (or it is "
-            "private: pass a token). For a dataset repo pass `repo_type='dataset'`."
-        ) from exc
-    except RevisionNotFoundError as exc:
-        raise ArtifactError(f"The Hub {repo_type} repo {repo_id!r} has no revision {revision!r}.") from exc
-    except (LocalEntryNotFoundError, *_network_errors()) as exc:
-        raise HubUnavailableError(
-            f"Could not load {repo_id!r}: it is not a local folder and the Hugging Face Hub could not be reached "
-            f"({type(exc).__name__}), nor is the repo in the local cache. Pass the path of a local folder written by "
-            "`save_pretrained` (or download the repo while online)."
-        ) from exc
-    folder = Path(snapshot)
-    return folder / sub if sub else folder

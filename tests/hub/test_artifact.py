@@ -1,22 +1,20 @@
-"""Artifact base class: save/load round trips, the card, every error path, and that nothing but our files is read."""
+"""Artifact base class: save/load round trips, the card, every error path, that nothing but our files is read, and
+pushes/loads through the real huggingface_hub client against the test Hub."""
 
 from __future__ import annotations
 
 import json
 import logging
 import pickle
-import shutil
 from pathlib import Path
-from types import SimpleNamespace
 
 import huggingface_hub
 import numpy as np
 import pytest
 import yaml
-from huggingface_hub.utils import filter_repo_objects
 
 import hf_prefsel
-from hf_prefsel.errors import ArtifactError, HfPrefselError, HubUnavailableError
+from hf_prefsel.errors import ArtifactError, HfPrefselError, HubPushError, HubUnavailableError
 from hf_prefsel.hub import Artifact
 
 SECRET = "hf_" + "S3cr3tT0kenValue" * 3
@@ -110,7 +108,7 @@ def test_card_front_matter_and_body(tmp_path, toy):
     toy.save_pretrained(tmp_path)
     meta, body = _front_matter((tmp_path / "README.md").read_text(encoding="utf-8"))
     assert meta["library_name"] == "hf_prefsel"
-    assert "hf_prefsel" in meta["tags"] and "toy_vocabulary" in meta["tags"]
+    assert meta["tags"] == ["hf-prefsel", "toy-vocabulary", "hf-prefsel-artifact"]  # valid Hub tags
     assert "**3 tags.** Top: coding (9), math (5)" in body  # the subclass's card_body
     assert "| `embeddings` | float32 | (3, 8) |" in body  # array summary
     assert "ToyVocabulary.from_pretrained(" in body
@@ -293,147 +291,120 @@ def test_stray_pickles_in_local_folder_are_never_read(tmp_path, toy, monkeypatch
     assert not marker.exists()
 
 
-def _fake_hub(monkeypatch, remote: Path, tmp_path: Path) -> list[dict]:
-    """Replace snapshot_download by a local 'repo' that applies the real allow/ignore filtering."""
-    calls: list[dict] = []
-
-    def fake_snapshot_download(repo_id, *, allow_patterns=None, ignore_patterns=None, **kwargs):
-        calls.append({"repo_id": repo_id, "allow_patterns": allow_patterns, **kwargs})
-        files = sorted(p.relative_to(remote).as_posix() for p in remote.rglob("*") if p.is_file())
-        kept = list(filter_repo_objects(files, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns))
-        snapshot = tmp_path / "snapshot" / str(len(calls))
-        for name in kept:
-            (snapshot / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(remote / name, snapshot / name)
-        snapshot.mkdir(parents=True, exist_ok=True)
-        calls[-1]["downloaded"] = kept
-        return str(snapshot)
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot_download)
-    return calls
+def _upload(hub, folder: Path, repo_type: str = "model", name: str = "vocab") -> tuple[str, str]:
+    """Upload a local folder to a new repo of the test Hub; returns (repo id, commit hash)."""
+    api = huggingface_hub.HfApi(token=hub.write_token)
+    repo_id = hub.repo_id(name)
+    api.create_repo(repo_id, repo_type=repo_type)
+    info = api.upload_folder(folder_path=folder, repo_id=repo_id, repo_type=repo_type)
+    return repo_id, info.oid
 
 
-def test_hub_download_fetches_only_our_files(tmp_path, toy, monkeypatch):
+def _cached_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in cache.rglob("*") if p.is_file() and "snapshots" in p.parts)
+
+
+def test_hub_download_fetches_only_our_files(tmp_path, toy, hub):
     remote = tmp_path / "remote"
     toy.save_pretrained(remote)
     _plant_stray_files(remote, tmp_path / "UNPICKLED")
     (remote / "config.json").write_text("{}")
     (remote / "nested").mkdir()
     (remote / "nested" / "artifact.json").write_text("{}")
-    calls = _fake_hub(monkeypatch, remote, tmp_path)
+    repo_id, commit = _upload(hub, remote, "dataset")
 
-    loaded = type(toy).from_pretrained("someone/vocab", revision="v1", repo_type="dataset", token=SECRET)
+    cache = tmp_path / "cache"
+    loaded = type(toy).from_pretrained(repo_id, revision=commit, repo_type="dataset", token=hub.write_token,
+                                       cache_dir=cache)
     _assert_same(toy, loaded)
-    (call,) = calls
-    assert call["repo_id"] == "someone/vocab" and call["revision"] == "v1" and call["repo_type"] == "dataset"
-    assert sorted(call["downloaded"]) == ["README.md", "artifact.json", "tensors.safetensors"]
+    assert _cached_files(cache) == ["README.md", "artifact.json", "tensors.safetensors"]
     assert not (tmp_path / "UNPICKLED").exists()
 
 
-def test_hub_download_of_a_subfolder(tmp_path, toy, monkeypatch):
+def test_hub_download_of_a_subfolder(tmp_path, toy, hub):
     remote = tmp_path / "remote"
     (remote / "data").mkdir(parents=True)
     (remote / "data" / "train-00000.parquet").write_bytes(b"PAR1")
     toy.save_pretrained(remote / "artifacts" / "tags")
     _plant_stray_files(remote / "artifacts" / "tags", tmp_path / "UNPICKLED")
-    calls = _fake_hub(monkeypatch, remote, tmp_path)
+    repo_id, _ = _upload(hub, remote, "dataset", "data")
 
-    loaded = Artifact.from_pretrained("someone/data", repo_type="dataset", subfolder="artifacts/tags/")
+    cache = tmp_path / "cache"
+    loaded = Artifact.from_pretrained(repo_id, repo_type="dataset", subfolder="artifacts/tags/", cache_dir=cache)
     _assert_same(toy, loaded)
-    assert sorted(calls[0]["downloaded"]) == [
-        "artifacts/tags/README.md",
-        "artifacts/tags/artifact.json",
-        "artifacts/tags/tensors.safetensors",
-    ]
+    assert _cached_files(cache) == ["README.md", "artifact.json", "tensors.safetensors"]
 
 
-def test_hub_repo_without_artifact(tmp_path, toy_cls, monkeypatch):
+def test_hub_repo_without_artifact(tmp_path, toy_cls, hub):
     remote = tmp_path / "remote"
     remote.mkdir()
     (remote / "README.md").write_text("# a model repo")
     (remote / "model.safetensors").write_bytes(b"")
-    _fake_hub(monkeypatch, remote, tmp_path)
-    with pytest.raises(ArtifactError, match=r"'someone/model' is not an hf_prefsel artifact"):
-        toy_cls.from_pretrained("someone/model")
+    repo_id, _ = _upload(hub, remote, name="model")
+    with pytest.raises(ArtifactError, match=rf"'{repo_id}' is not an hf_prefsel artifact"):
+        toy_cls.from_pretrained(repo_id, cache_dir=tmp_path / "cache")
 
 
-def test_hub_repo_not_found(tmp_path, toy_cls, monkeypatch):
-    from huggingface_hub import errors
-
-    def missing(repo_id, **kwargs):
-        response_cls = errors.Response  # the HTTP client huggingface_hub uses
-        request = __import__(response_cls.__module__.split(".")[0]).Request("GET", "https://hub.invalid/api")
-        raise errors.RepositoryNotFoundError("404", response=response_cls(404, request=request))
-
-    monkeypatch.setattr(huggingface_hub, "snapshot_download", missing)
+def test_hub_repo_not_found(tmp_path, toy_cls, hub):
     with pytest.raises(ArtifactError, match="no model repo of that name was found") as info:
-        toy_cls.from_pretrained("someone/missing")
+        toy_cls.from_pretrained("alice/missing", cache_dir=tmp_path / "cache")
     assert not isinstance(info.value, HubUnavailableError)
+
+
+def test_private_repo_of_another_user_is_not_found(tmp_path, toy, hub):
+    repo_id = hub.repo_id("private-vocab")
+    toy.push_to_hub(repo_id, private=True, token=hub.write_token)
+    with pytest.raises(ArtifactError, match="or it is private: pass a token"):
+        type(toy).from_pretrained(repo_id, token=hub.bob_token, cache_dir=tmp_path / "cache")
+    _assert_same(toy, type(toy).from_pretrained(repo_id, token=hub.write_token, cache_dir=tmp_path / "cache"))
 
 
 # ---------------------------------------------------------------------- push
 
 
-class FakeHfApi:
-    """Records calls and copies the uploaded folder, standing in for the Hub."""
-
-    instances: list["FakeHfApi"] = []
-    fail_with: BaseException | None = None
-
-    def __init__(self, token=None, **kwargs):
-        self.token = token
-        self.calls: list[tuple[str, dict]] = []
-        self.uploaded: Path | None = None
-        FakeHfApi.instances.append(self)
-
-    def create_repo(self, repo_id, **kwargs):
-        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
-        if FakeHfApi.fail_with is not None:
-            raise FakeHfApi.fail_with
-        return SimpleNamespace(repo_id=repo_id)
-
-    def upload_folder(self, *, repo_id, folder_path, **kwargs):
-        self.calls.append(("upload_folder", {"repo_id": repo_id, **kwargs}))
-        self.uploaded = Path(FakeHfApi.dest) / f"upload{len(FakeHfApi.instances)}"
-        shutil.copytree(folder_path, self.uploaded)
-        return SimpleNamespace(commit_url=f"https://hub.invalid/{repo_id}/commit/abc")
-
-
-@pytest.fixture
-def fake_api(monkeypatch, tmp_path):
-    FakeHfApi.instances = []
-    FakeHfApi.fail_with = None
-    FakeHfApi.dest = tmp_path / "uploads"
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeHfApi)
-    return FakeHfApi
-
-
 @pytest.mark.parametrize("repo_type", ["model", "dataset"])
-def test_push_to_hub_uploads_a_saved_folder(toy, fake_api, repo_type, caplog):
+def test_push_to_hub_round_trip(toy, hub, repo_type, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    url = toy.push_to_hub("someone/vocab", repo_type=repo_type, private=True, token=SECRET)
-    assert url == "https://hub.invalid/someone/vocab/commit/abc"
-    (api,) = fake_api.instances
-    assert api.token == SECRET  # passed to the client, nowhere else
-    (create_name, create), (upload_name, upload) = api.calls
-    assert create_name == "create_repo" and upload_name == "upload_folder"
-    assert create == {"repo_id": "someone/vocab", "repo_type": repo_type, "private": True, "exist_ok": True}
-    assert upload["repo_type"] == repo_type
-    assert "toy_vocabulary" in upload["commit_message"]
-    assert sorted(p.name for p in api.uploaded.iterdir()) == ["README.md", "artifact.json", "tensors.safetensors"]
-    _assert_same(toy, Artifact.from_pretrained(api.uploaded))
-    assert SECRET not in caplog.text
+    repo_id = hub.repo_id("vocab")
+    url = toy.push_to_hub(repo_id, repo_type=repo_type, private=True, token=hub.write_token)
+    repo = hub.server.repos[(repo_type + "s", repo_id)]
+    prefix = "datasets/" if repo_type == "dataset" else ""
+    assert url == f"{hub.url}/{prefix}{repo_id}/commit/{repo.head}"
+    assert repo.private and repo.log[-1]["title"] == "Upload toy_vocabulary with hf_prefsel"
+    assert sorted(hub.server.files(repo_type, repo_id)) == ["README.md", "artifact.json", "tensors.safetensors"]
+    assert (repo_type, repo_id, "tensors.safetensors") in hub.server.lfs_paths
+
+    loaded = Artifact.from_pretrained(repo_id, repo_type=repo_type, token=hub.write_token, cache_dir=tmp_path / "c")
+    _assert_same(toy, loaded)
+    changed = type(toy)(toy.tags + ["new"], toy.counts, toy.arrays)
+    changed.push_to_hub(repo_id, repo_type=repo_type, token=hub.write_token, commit_message="again")  # exist_ok
+    assert hub.server.repos[(repo_type + "s", repo_id)].log[-1]["title"] == "again"
+    again = Artifact.from_pretrained(repo_id, repo_type=repo_type, token=hub.write_token, cache_dir=tmp_path / "c")
+    assert again.tags == toy.tags + ["new"]
+    assert hub.write_token not in caplog.text
 
 
-def test_push_to_hub_unreachable(toy, fake_api, caplog):
-    fake_api.fail_with = huggingface_hub.errors.OfflineModeIsEnabled("offline")
+@pytest.mark.parametrize("which, status", [("wrong_token", "401"), ("read_token", "403"), ("bob_token", "403")])
+def test_push_to_hub_refused(toy, hub, which, status, caplog):
+    caplog.set_level(logging.DEBUG)
+    token = getattr(hub, which)
+    repo_id = hub.repo_id("refused")
+    with pytest.raises(HubPushError, match=rf"{status}.*Nothing was uploaded.*save_pretrained") as info:
+        toy.push_to_hub(repo_id, token=token)
+    assert token not in str(info.value) and token not in caplog.text
+    assert ("models", repo_id) not in hub.server.repos
+
+
+def test_push_to_hub_unreachable(toy, hub, monkeypatch, caplog):
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     caplog.set_level(logging.DEBUG)
     with pytest.raises(HubUnavailableError, match="save_pretrained") as info:
-        toy.push_to_hub("someone/vocab", token=SECRET, commit_message="custom")
+        toy.push_to_hub("alice/vocab", token=SECRET, commit_message="custom")
     assert SECRET not in str(info.value) and SECRET not in caplog.text
 
 
-def test_push_to_hub_bad_repo_type(toy, fake_api):
+def test_push_to_hub_bad_repo_type(toy, hub):
+    before = len(hub.server.requests)
     with pytest.raises(ArtifactError, match="repo_type"):
-        toy.push_to_hub("someone/vocab", repo_type="space")
-    assert fake_api.instances == []
+        toy.push_to_hub("alice/vocab", repo_type="space", token=hub.write_token)
+    assert len(hub.server.requests) == before

@@ -1,23 +1,18 @@
-"""Provenance, dataset cards, local saving and (faked) Hub pushing of curated datasets, on real LIMA rows."""
+"""Provenance, dataset cards and local saving of curated datasets, on real LIMA rows (pushing: test_push_roundtrip)."""
 
 from __future__ import annotations
 
-import logging
-import shutil
 from datetime import datetime
-from pathlib import Path
-from types import SimpleNamespace
 
 import datasets
 import numpy as np
-import huggingface_hub
 import pytest
 import yaml
 from huggingface_hub import DatasetCard
 
 import hf_prefsel
-from hf_prefsel.errors import ArtifactError, ConfigError, HubUnavailableError
-from hf_prefsel.hub import Artifact, Provenance, build_dataset_card, push_dataset, save_dataset, size_category
+from hf_prefsel.errors import ConfigError
+from hf_prefsel.hub import Provenance, build_dataset_card, save_dataset, size_category
 
 SECRET = "hf_" + "S3cr3tT0kenValue" * 3
 
@@ -116,7 +111,7 @@ def test_card_records_method_params_counts_version(ds, prov):
     assert isinstance(card, DatasetCard)
     meta, body = _meta_and_body(str(card))
     assert meta["library_name"] == "hf_prefsel"
-    assert {"hf_prefsel", "tacos"} <= set(meta["tags"])
+    assert meta["tags"] == ["hf-prefsel", "tacos"]
     assert meta["size_categories"] == ["n<1K"]
     assert meta["pretty_name"] == "lima-tacos"
     assert meta["hf_prefsel"] == prov.to_dict()
@@ -124,7 +119,8 @@ def test_card_records_method_params_counts_version(ds, prov):
 
     assert "built with **TACOS**" in body and "1,000 rows went in, 12 came out" in body
     assert f"hf_prefsel {hf_prefsel.__version__}" in body
-    assert "`google/gemma-3-270m via llama.cpp at 127.0.0.1:8080`" in body
+    assert "`google/gemma-3-270m via llama.cpp at <local endpoint>`" in body
+    assert "- **Source data:** `lima_train_1k.jsonl`" in body
     assert "| n_clusters | `16` |" in body and "| temperature | `0.2` |" in body
     assert "| tag_prompt | `a\\|b` |" in body  # a pipe cannot break the table
     assert "| api_key | `<redacted>` |" in body
@@ -213,162 +209,3 @@ def test_save_dataset_unknown_extension(tmp_path, ds):
     with pytest.raises(ConfigError, match=r"'\.csv'.*\.jsonl.*\.json.*\.parquet.*directory"):
         save_dataset(ds, tmp_path / "out.csv")
     assert list(tmp_path.iterdir()) == []
-
-
-# ---------------------------------------------------------------------- push_dataset (Hub faked)
-
-
-class Notes(Artifact):
-    artifact_type = "test_notes"
-
-    def __init__(self, notes: list[str]):
-        self.notes = notes
-
-    def to_dict(self) -> dict:
-        return {"notes": self.notes}
-
-    @classmethod
-    def from_dict(cls, data: dict, tensors: dict) -> "Notes":
-        return cls(data["notes"])
-
-
-class Broken(Notes):
-    artifact_type = "test_broken"
-
-    def to_dict(self) -> dict:
-        return {"bad": object()}
-
-
-DATASETS_README = """---
-dataset_info:
-  features:
-  - name: id
-    dtype: string
-  splits:
-  - name: train
-    num_examples: 12
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*
-tags:
-- from-datasets
----
-"""
-
-
-class FakeHub:
-    """Stands in for the Hub: `ds.push_to_hub` and `HfApi` both write into one local repo folder."""
-
-    def __init__(self, root: Path):
-        self.repo = root / "repo"
-        self.events: list[str] = []
-        self.tokens: list[str | None] = []
-        self.fail_with: BaseException | None = None
-        hub = self
-
-        class Api:
-            def __init__(self, token=None, **kwargs):
-                hub.tokens.append(token)
-
-            def hf_hub_download(self, repo_id, filename, *, repo_type=None, cache_dir=None, **kwargs):
-                hub.events.append(f"download:{filename}:{repo_type}")
-                path = hub.repo / filename
-                if not path.exists():
-                    raise huggingface_hub.errors.EntryNotFoundError(filename)
-                dest = Path(cache_dir) / filename
-                shutil.copy(path, dest)
-                return str(dest)
-
-            def upload_folder(self, *, repo_id, folder_path, repo_type=None, commit_message=None, **kwargs):
-                hub.events.append(f"upload_folder:{repo_type}")
-                hub.commit_message = commit_message
-                shutil.copytree(folder_path, hub.repo, dirs_exist_ok=True)
-                return SimpleNamespace(commit_url=f"https://hub.invalid/datasets/{repo_id}/commit/def")
-
-        self.Api = Api
-
-    def push_to_hub(self, ds, repo_id, private=None, token=None, **kwargs):
-        self.events.append(f"push_to_hub:{repo_id}:{private}")
-        self.tokens.append(token)
-        if self.fail_with is not None:
-            raise self.fail_with
-        (self.repo / "data").mkdir(parents=True, exist_ok=True)
-        ds.to_parquet(str(self.repo / "data" / "train-00000-of-00001.parquet"))
-        (self.repo / "README.md").write_text(DATASETS_README, encoding="utf-8")
-
-
-@pytest.fixture
-def fake_hub(tmp_path, monkeypatch) -> FakeHub:
-    hub = FakeHub(tmp_path)
-    monkeypatch.setattr(huggingface_hub, "HfApi", hub.Api)
-    monkeypatch.setattr(datasets.Dataset, "push_to_hub", lambda ds, repo_id, **kw: hub.push_to_hub(ds, repo_id, **kw))
-    return hub
-
-
-def test_push_dataset_data_then_card_and_artifacts(ds, prov, fake_hub, caplog):
-    caplog.set_level(logging.DEBUG)
-    url = push_dataset(
-        ds, "someone/lima-tacos", prov, artifacts={"notes": Notes(["a", "b"])}, private=True, token=SECRET
-    )
-    assert url == "https://hub.invalid/datasets/someone/lima-tacos/commit/def"
-    assert fake_hub.events == [
-        "push_to_hub:someone/lima-tacos:True",
-        "download:README.md:dataset",
-        "upload_folder:dataset",
-    ]
-    assert set(fake_hub.tokens) == {SECRET}
-    assert SECRET not in caplog.text
-
-    repo = fake_hub.repo
-    meta, body = _meta_and_body((repo / "README.md").read_text(encoding="utf-8"))
-    # what datasets wrote is kept ...
-    assert meta["configs"][0]["data_files"][0]["path"] == "data/train-*"
-    assert meta["dataset_info"]["splits"][0]["num_examples"] == 12
-    # ... and ours is added
-    assert meta["library_name"] == "hf_prefsel"
-    assert {"from-datasets", "hf_prefsel", "tacos", "test_notes"} <= set(meta["tags"])
-    assert meta["hf_prefsel"]["counts"]["rows_out"] == 12
-    assert "## Artifacts" in body and "`artifacts/notes/`" in body
-    assert 'subfolder="artifacts/notes"' in body
-    assert fake_hub.commit_message == "Add hf_prefsel dataset card (TACOS) and 1 artifact(s)"
-
-    # the artifact loads back from the repo folder
-    notes = Notes.from_pretrained(repo, subfolder="artifacts/notes")
-    assert notes.notes == ["a", "b"]
-    assert datasets.Dataset.from_parquet(str(repo / "data" / "train-00000-of-00001.parquet")).to_list() == ds.to_list()
-
-
-def test_push_dataset_dict_without_existing_readme(lima_rows, prov, fake_hub, monkeypatch):
-    dd = datasets.DatasetDict({"train": datasets.Dataset.from_list(lima_rows)})
-
-    def push_without_readme(self, repo_id, **kwargs):
-        fake_hub.events.append("push_to_hub:dict")
-        fake_hub.repo.mkdir(parents=True, exist_ok=True)
-
-    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", push_without_readme)
-    push_dataset(dd, "someone/dd", prov)
-    meta, _ = _meta_and_body((fake_hub.repo / "README.md").read_text(encoding="utf-8"))
-    assert meta["hf_prefsel"]["method"] == "TACOS"
-    assert not (fake_hub.repo / "artifacts").exists()
-
-
-def test_push_dataset_checks_everything_before_uploading(ds, prov, fake_hub):
-    with pytest.raises(ConfigError, match="not a valid folder name"):
-        push_dataset(ds, "someone/x", prov, artifacts={"../escape": Notes([])})
-    with pytest.raises(ConfigError, match="must be an hf_prefsel Artifact"):
-        push_dataset(ds, "someone/x", prov, artifacts={"notes": {"notes": []}})
-    with pytest.raises(ArtifactError, match="not JSON-safe"):
-        push_dataset(ds, "someone/x", prov, artifacts={"broken": Broken([])})
-    with pytest.raises(ConfigError, match="Provenance"):
-        push_dataset(ds, "someone/x", {"method": "TACOS"})
-    assert fake_hub.events == []  # nothing was pushed
-
-
-def test_push_dataset_unreachable(ds, prov, fake_hub, caplog):
-    fake_hub.fail_with = huggingface_hub.errors.OfflineModeIsEnabled("offline")
-    caplog.set_level(logging.DEBUG)
-    with pytest.raises(HubUnavailableError, match="save_dataset") as info:
-        push_dataset(ds, "someone/x", prov, token=SECRET)
-    assert SECRET not in str(info.value) and SECRET not in caplog.text

@@ -62,7 +62,9 @@ def push_result(result: RunResult, repo_id: str, token: str | None, *, private: 
     if result.provenance is None:
         raise ConfigError("This result has no provenance to put in a dataset card.")
     try:
-        return push_dataset(result.dataset, repo_id, result.provenance, artifacts=result.artifacts, private=private, token=token)
+        # local_copy=False: the result stays in the visitor's session; a public Space must not pile up copies on disk
+        return push_dataset(result.dataset, repo_id, result.provenance, artifacts=result.artifacts, private=private,
+                            token=token, local_copy=False)
     except HfPrefselError as exc:
         raise HfPrefselError(scrub(str(exc), token)) from None
     except Exception as exc:  # HTTP errors from the Hub (401, 403, 404...), summarized without the request

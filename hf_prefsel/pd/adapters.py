@@ -4,287 +4,44 @@ Sources: UltraFeedback (Hub schema), HelpSteer / HelpSteer2 (Hub schema), our `p
 files, and a user's own data given column names (one row per response, one row per prompt with a list of
 responses, or already-made pairs).
 
-The split into disjoint single-aspect subsets D_k is explicit and seedable; see `AspectSplitConfig`.
+The split into disjoint single-aspect subsets D_k is explicit and seedable; see `AspectSplitConfig` (in
+`aspect_split.py`, importable from here too).
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
-import logging
-import math
 import os
 from collections import defaultdict
-from typing import Any, Iterable, Iterator, Literal, Mapping, Sequence
+from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from datasets import Dataset
 from datasets.utils.tqdm import tqdm
 
 from ..errors import ConfigError, DataError, MissingColumnError
+from .aspect_split import (
+    AspectSplitConfig,
+    PromptGroup,
+    build_pairs,
+    clean_group,
+    parse_ratings,
+    prompt_id_for,
+    usable_text,
+)
 from .schema import BadRowReport, PairSet, rows_to_pairs
-
-logger = logging.getLogger(__name__)
 
 ULTRAFEEDBACK_ASPECTS: tuple[str, ...] = ("helpfulness", "honesty", "instruction_following", "truthfulness")
 HELPSTEER_ASPECTS: tuple[str, ...] = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
-_MISSING_STRINGS = {"", "n/a", "na", "none", "null", "nan", "-"}
-
-
-@dataclasses.dataclass
-class AspectSplitConfig:
-    """How prompts with several rated responses become pairs, each labelled for exactly one aspect.
-
-    The rule (PD paper setup: the aggregated set is a disjoint union of single-aspect subsets D_k; the paper's exact
-    conversion is unpublished, so this one is ours):
-
-    1. *Units.* With `pair_mode="one_per_prompt"` a unit is a prompt and yields at most one pair; with
-       `"all_pairs"` a unit is an unordered pair of responses (i, j) of a prompt.
-    2. *Assignment.* Units are ordered by a keyed hash of `(seed, unit id)` (independent of input order) and the
-       n-th unit is assigned aspect `aspects[n % len(aspects)]`: the D_k get equal shares, and the same seed always
-       gives the same split.
-    3. *Labelling.* Under its aspect k a unit yields a pair only if two responses have ratings for k that differ by
-       more than `min_rating_gap`; the better-rated one (per `lower_is_better`) is `chosen`. In `one_per_prompt`
-       mode `chosen` is the best-rated response and `rejected` a seeded pick among the strictly worse ones.
-    4. *Fallback.* If the unit is tied or unrated under k and `fallback=True`, the next aspects in the cyclic
-       order after k are tried. A unit with no usable aspect is counted as a bad row (`tie` or
-       `missing_rating`), never silently dropped.
-
-    Args:
-        aspects (`Sequence[str]`, *optional*):
-            The aspects to build D_k for. Defaults to every rating key found, minus `exclude_aspects`, sorted.
-        exclude_aspects (`Sequence[str]`, *optional*, defaults to `("overall",)`):
-            Rating keys never used as an aspect label. A holistic "overall" rating is what PD wants to do without;
-            it stays in the stored ratings so conflicts against it can be measured.
-        lower_is_better (`Sequence[str]`, *optional*):
-            Rating keys where a smaller value is better (error counts). Defaults to keys starting with
-            `n_errors` or `n_missing` (the FineGrainedRLHF counts in our QA file).
-        pair_mode (`str`, *optional*, defaults to `"one_per_prompt"`):
-            `"one_per_prompt"` keeps the D_k prompt-disjoint, so a proxy reward model never scores a pair whose
-            prompt it was trained on; `"all_pairs"` uses every response pair (more pairs from small data).
-        fallback (`bool`, *optional*, defaults to `True`):
-            Try the other aspects when the assigned one gives no strict preference.
-        min_rating_gap (`float`, *optional*, defaults to `0.0`):
-            Ratings must differ by more than this to count as a preference.
-        seed (`int`, *optional*, defaults to `0`):
-            Seed of the assignment hash and of the seeded picks.
-    """
-
-    aspects: Sequence[str] | None = None
-    exclude_aspects: Sequence[str] = ("overall",)
-    lower_is_better: Sequence[str] | None = None
-    pair_mode: Literal["one_per_prompt", "all_pairs"] = "one_per_prompt"
-    fallback: bool = True
-    min_rating_gap: float = 0.0
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.pair_mode not in ("one_per_prompt", "all_pairs"):
-            raise ConfigError(f"pair_mode must be 'one_per_prompt' or 'all_pairs', got {self.pair_mode!r}.")
-        if self.min_rating_gap < 0:
-            raise ConfigError(f"min_rating_gap must be >= 0, got {self.min_rating_gap}.")
-        if self.aspects is not None and len(self.aspects) == 0:
-            raise ConfigError("aspects must be None (use every rating key) or a non-empty list of names.")
-
-    def is_lower_better(self, key: str) -> bool:
-        """Whether a smaller rating is better for `key`."""
-        if self.lower_is_better is not None:
-            return key in self.lower_is_better
-        return key.startswith("n_errors") or key.startswith("n_missing")
-
-
-@dataclasses.dataclass
-class _Response:
-    index: int
-    text: str
-    ratings: dict[str, float]
-
-
-@dataclasses.dataclass
-class _Group:
-    prompt_id: str
-    prompt: str
-    responses: list[_Response]
-    source: str | None
-    preferences: list[tuple[int, int, str]] = dataclasses.field(default_factory=list)
-
-
-def _hash(*parts: Any) -> int:
-    digest = hashlib.blake2b("\x1f".join(str(p) for p in parts).encode("utf-8"), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
-
-
-def _pick(candidates: Sequence[int], *key: Any) -> int:
-    """A seeded, order-independent choice among candidate response indices."""
-    return min(candidates, key=lambda idx: _hash(*key, idx))
-
-
-def _prompt_id_for(prompt: str) -> str:
-    return hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:16]
-
-
-def _parse_rating(value: Any) -> tuple[float | None, bool]:
-    """(number or None, whether the value was a non-numeric non-empty string/object)."""
-    if value is None or isinstance(value, bool):
-        return None, value is not None
-    if isinstance(value, (int, float)):
-        return (None, False) if math.isnan(float(value)) else (float(value), False)
-    if isinstance(value, str):
-        text = value.strip()
-        if text.lower() in _MISSING_STRINGS:
-            return None, text != "" and text.lower() not in ("none", "null")
-        try:
-            number = float(text)
-        except ValueError:
-            return None, True
-        return (None, True) if math.isnan(number) else (number, False)
-    return None, True
 
 
 def _dig(row: Mapping, dotted: str) -> Any:
+    """The value at a dotted path such as `"meta.pairwise_preferences"`, or `None` when any step is missing."""
     value: Any = row
     for part in dotted.split("."):
         if not isinstance(value, Mapping) or part not in value:
             return None
         value = value[part]
     return value
-
-
-def _usable_text(value: Any) -> bool:
-    return isinstance(value, str) and value.strip() != ""
-
-
-def _clean_group(
-    prompt_id: str,
-    prompt: Any,
-    responses: Iterable[tuple[Any, Mapping[str, Any] | None]],
-    source: str | None,
-    report: BadRowReport,
-    preferences: list[tuple[int, int, str]] | None = None,
-) -> _Group | None:
-    if not _usable_text(prompt):
-        report.add("empty_prompt", prompt_id)
-        return None
-    kept: list[_Response] = []
-    for index, (text, ratings) in enumerate(responses):
-        if not _usable_text(text):
-            report.add("empty_response", f"{prompt_id}#{index}")
-            continue
-        parsed: dict[str, float] = {}
-        for key, raw in (ratings or {}).items():
-            number, bad = _parse_rating(raw)
-            if bad:
-                report.add("non_numeric_rating", f"{prompt_id}#{index}:{key}")
-            if number is not None:
-                parsed[str(key)] = number
-        kept.append(_Response(index, text, parsed))
-    if len(kept) < 2:
-        report.add("fewer_than_two_responses", prompt_id)
-        return None
-    return _Group(prompt_id, prompt, kept, source, list(preferences or []))
-
-
-def _build_pairs(
-    groups: list[_Group], config: AspectSplitConfig, report: BadRowReport, preference_aspect: str
-) -> PairSet:
-    """Apply the split rule of `AspectSplitConfig` to cleaned prompt groups."""
-    rating_keys = sorted({key for g in groups for r in g.responses for key in r.ratings})
-    if config.aspects is not None:
-        aspects = list(config.aspects)
-    else:
-        aspects = [key for key in rating_keys if key not in set(config.exclude_aspects)]
-    sign = {key: (-1.0 if config.is_lower_better(key) else 1.0) for key in rating_keys}
-    seed = config.seed
-
-    # Units to assign, with stable ids.
-    units: list[tuple[str, _Group, tuple[int, int] | None]] = []
-    for group in groups:
-        if config.pair_mode == "one_per_prompt":
-            units.append((group.prompt_id, group, None))
-        else:
-            resp = group.responses
-            for a in range(len(resp)):
-                for b in range(a + 1, len(resp)):
-                    units.append((f"{group.prompt_id}#{resp[a].index}-{resp[b].index}", group, (a, b)))
-    order = sorted(range(len(units)), key=lambda n: (_hash(seed, "unit", units[n][0]), units[n][0]))
-    assigned = [0] * len(units)
-    for position, n in enumerate(order):
-        assigned[n] = position % len(aspects) if aspects else 0
-
-    out_rows: list[dict] = []
-
-    def emit(group: _Group, chosen: _Response, rejected: _Response, aspect: str) -> None:
-        out_rows.append(
-            {
-                "pair_id": f"{group.prompt_id}#{chosen.index}>{rejected.index}@{aspect}",
-                "prompt_id": group.prompt_id,
-                "prompt": group.prompt,
-                "chosen": chosen.text,
-                "rejected": rejected.text,
-                "aspect": aspect,
-                "chosen_ratings": chosen.ratings,
-                "rejected_ratings": rejected.ratings,
-                "source": group.source,
-            }
-        )
-
-    for n, (unit_id, group, pair) in enumerate(units):
-        k0 = assigned[n]
-        tries = (len(aspects) if config.fallback else 1) if aspects else 0  # no aspects: every unit is unrated
-        rotation = [aspects[(k0 + step) % len(aspects)] for step in range(tries)]
-        saw_rated = False
-        done = False
-        for aspect in rotation:
-            s = sign.get(aspect, 1.0)
-            if pair is None:
-                rated = [r for r in group.responses if aspect in r.ratings]
-                if len(rated) < 2:
-                    continue
-                saw_rated = True
-                best = max(s * r.ratings[aspect] for r in rated)
-                top = [r.index for r in rated if s * r.ratings[aspect] == best]
-                worse = [r.index for r in rated if best - s * r.ratings[aspect] > config.min_rating_gap]
-                if not worse:
-                    continue
-                by_index = {r.index: r for r in rated}
-                chosen = by_index[_pick(top, seed, "chosen", group.prompt_id, aspect)]
-                rejected = by_index[_pick(worse, seed, "rejected", group.prompt_id, aspect)]
-                emit(group, chosen, rejected, aspect)
-                done = True
-                break
-            first, second = group.responses[pair[0]], group.responses[pair[1]]
-            if aspect not in first.ratings or aspect not in second.ratings:
-                continue
-            saw_rated = True
-            diff = s * (first.ratings[aspect] - second.ratings[aspect])
-            if abs(diff) <= config.min_rating_gap:
-                continue
-            if diff > 0:
-                emit(group, first, second, aspect)
-            else:
-                emit(group, second, first, aspect)
-            done = True
-            break
-        if not done:
-            report.add("tie" if saw_rated else "missing_rating", unit_id)
-
-    # Explicit pairwise labels (e.g. human preferences over response pairs) form their own aspect.
-    for group in groups:
-        by_index = {r.index: r for r in group.responses}
-        for i, j, winner in group.preferences:
-            unit_id = f"{group.prompt_id}#{i}-{j}"
-            if i not in by_index or j not in by_index:
-                continue  # the response itself was already counted as empty
-            if winner == "tie":
-                report.add("tie", unit_id)
-            elif winner in ("i", "j"):
-                chosen, rejected = (by_index[i], by_index[j]) if winner == "i" else (by_index[j], by_index[i])
-                emit(group, chosen, rejected, preference_aspect)
-            else:
-                report.add("unknown_winner", unit_id)
-
-    report.pairs_out += len(out_rows)
-    return PairSet(rows_to_pairs(out_rows, rating_keys), report)
 
 
 def _iter_rows(data: Dataset | Iterable[Mapping]) -> Iterator[Mapping]:
@@ -366,7 +123,7 @@ def from_multi_response(
     config = config or AspectSplitConfig()
     _require_columns(data, [prompt_column, responses_column])
     report = BadRowReport()
-    groups: list[_Group] = []
+    groups: list[PromptGroup] = []
     for n, row in enumerate(_iter_rows(data)):
         report.rows_in += 1
         prompt = row.get(prompt_column)
@@ -374,7 +131,7 @@ def from_multi_response(
         if raw_id is not None:
             prompt_id = str(raw_id)
         else:
-            prompt_id = _prompt_id_for(prompt) if isinstance(prompt, str) else f"row{n}"
+            prompt_id = prompt_id_for(prompt) if isinstance(prompt, str) else f"row{n}"
         responses = row.get(responses_column) or []
         if not isinstance(responses, list):
             raise DataError(
@@ -394,10 +151,10 @@ def from_multi_response(
                 except (TypeError, KeyError, ValueError):
                     report.add("unknown_winner", f"{prompt_id}#{item!r}"[:200])
         source = row.get(source_column) if source_column else None
-        group = _clean_group(prompt_id, prompt, pairs_in, source, report, prefs)
+        group = clean_group(prompt_id, prompt, pairs_in, source, report, prefs)
         if group is not None:
             groups.append(group)
-    return _build_pairs(groups, config, report, preference_aspect)
+    return build_pairs(groups, config, report, preference_aspect)
 
 
 def read_jsonl(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[dict]:
@@ -490,12 +247,12 @@ def from_ultrafeedback(
     config = config or AspectSplitConfig()
     _require_columns(data, ["instruction", "completions"])
     report = BadRowReport()
-    groups: list[_Group] = []
+    groups: list[PromptGroup] = []
     for row in _iter_rows(data):
         report.rows_in += 1
         prompt = row.get("instruction")
         if isinstance(prompt, str):
-            prompt_id = _prompt_id_for(f"{row.get('source')}\x1f{prompt}")
+            prompt_id = prompt_id_for(f"{row.get('source')}\x1f{prompt}")
         else:
             prompt_id = f"row{report.rows_in}"
         responses = []
@@ -511,10 +268,10 @@ def from_ultrafeedback(
             if overall_key is not None:
                 ratings[overall_key] = completion.get("overall_score")
             responses.append((completion.get("response"), ratings))
-        group = _clean_group(prompt_id, prompt, responses, row.get("source"), report)
+        group = clean_group(prompt_id, prompt, responses, row.get("source"), report)
         if group is not None:
             groups.append(group)
-    return _build_pairs(groups, config, report, "preference")
+    return build_pairs(groups, config, report, "preference")
 
 
 def from_rated_responses(
@@ -558,14 +315,14 @@ def from_rated_responses(
         key = prompt if isinstance(prompt, str) else f"\x00row{report.rows_in}"
         prompts.setdefault(key, prompt)
         grouped[key].append((row.get(response_column), {col: row.get(col) for col in rating_columns}))
-    groups: list[_Group] = []
+    groups: list[PromptGroup] = []
     for key, responses in grouped.items():
         prompt = prompts[key]
-        prompt_id = _prompt_id_for(prompt) if isinstance(prompt, str) else key.strip("\x00")
-        group = _clean_group(prompt_id, prompt, responses, source, report)
+        prompt_id = prompt_id_for(prompt) if isinstance(prompt, str) else key.strip("\x00")
+        group = clean_group(prompt_id, prompt, responses, source, report)
         if group is not None:
             groups.append(group)
-    return _build_pairs(groups, config, report, "preference")
+    return build_pairs(groups, config, report, "preference")
 
 
 def from_helpsteer(data: Dataset | Iterable[Mapping], config: AspectSplitConfig | None = None) -> PairSet:
@@ -632,13 +389,13 @@ def from_pairwise(
     for n, row in enumerate(_iter_rows(data)):
         report.rows_in += 1
         prompt, chosen, rejected = row.get(prompt_column), row.get(chosen_column), row.get(rejected_column)
-        prompt_id = _prompt_id_for(prompt) if isinstance(prompt, str) else f"row{n}"
+        prompt_id = prompt_id_for(prompt) if isinstance(prompt, str) else f"row{n}"
         pair_id = str(row[id_column]) if id_column and row.get(id_column) is not None else f"{prompt_id}#{n}"
         label = aspect if aspect is not None else row.get(aspect_column)  # type: ignore[arg-type]
-        if not _usable_text(prompt):
+        if not usable_text(prompt):
             report.add("empty_prompt", pair_id)
             continue
-        if not _usable_text(chosen) or not _usable_text(rejected):
+        if not usable_text(chosen) or not usable_text(rejected):
             report.add("empty_response", pair_id)
             continue
         if chosen == rejected:
@@ -649,14 +406,8 @@ def from_pairwise(
             continue
         sides = []
         for column in (chosen_ratings_column, rejected_ratings_column):
-            parsed: dict[str, float] = {}
             raw = row.get(column) if column else None
-            for key, value in (raw or {}).items() if isinstance(raw, Mapping) else ():
-                number, bad = _parse_rating(value)
-                if bad:
-                    report.add("non_numeric_rating", f"{pair_id}:{key}")
-                if number is not None:
-                    parsed[str(key)] = number
+            parsed = parse_ratings(raw if isinstance(raw, Mapping) else None, pair_id, report)
             keys.update(parsed)
             sides.append(parsed)
         rows.append(

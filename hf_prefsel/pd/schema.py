@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from datasets import Dataset, Features, Value
 
-from ..errors import DataError, MissingColumnError
+from ..errors import ConfigError, DataError, MissingColumnError
 
 # Columns of the internal pairwise form, in order. Each row is one pair labelled for exactly one aspect.
 PAIR_COLUMNS: tuple[str, ...] = (
@@ -173,7 +173,7 @@ class BadRowReport:
     def add(self, reason: str, item_id: str) -> None:
         """Count one skipped item under `reason`."""
         if reason not in BAD_ROW_REASONS:
-            raise ValueError(f"unknown bad-row reason {reason!r}")
+            raise ConfigError(f"Unknown bad-row reason {reason!r}; use one of {sorted(BAD_ROW_REASONS)}.")
         self.counts[reason] += 1
         self.ids.setdefault(reason, []).append(item_id)
 

@@ -268,6 +268,8 @@ def test_report_summary_lists_reasons(sf_path):
     assert "tie" in text and "rows in: 978" in text
     assert len(ps.bad_rows.ids["tie"]) == ps.bad_rows.counts["tie"]
     assert ps.bad_rows.to_dict()["skipped"]["tie"] == ps.bad_rows.counts["tie"]
+    with pytest.raises(ConfigError, match="Unknown bad-row reason 'typo'; use one of"):
+        ps.bad_rows.add("typo", "x")
 
 
 def test_unrated_responses_are_counted_not_dropped():

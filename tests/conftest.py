@@ -70,8 +70,10 @@ class FaultServer:
     """Serves `/v1/models`, `/v1/completions`, `/v1/chat/completions` and answers from a plan.
 
     Each request consumes the next planned action; with the plan empty it answers normally.
-    Actions: `("ok", text)`, `("status", code)`, `("sleep", seconds)` then answer normally,
-    `("drop",)` close the connection without answering, `("garbage",)` a non-JSON reply text.
+    Actions: `("ok", text)`, `("status", code)` (or `("status", code, body)`), `("sleep", seconds)` then answer
+    normally, `("drop",)` close the connection without answering, `("garbage",)` a non-JSON reply text.
+    `model_id` is what `/v1/models` reports (set it to swap the model behind the URL); with `require_token` set,
+    any request without that bearer token gets a 401 whose body echoes the request's headers, as some servers do.
     """
 
     def __init__(self, responder: Callable[[dict[str, Any]], str] = tags_reply, owned_by: str = "me", tgi: bool = False):
@@ -79,6 +81,8 @@ class FaultServer:
         self.owned_by = owned_by
         self.tgi = tgi
         self.plan: list[tuple] = []
+        self.model_id = "/models/fake.gguf"
+        self.require_token: str | None = None
         self.requests: list[dict[str, Any]] = []
         self.authorizations: list[str | None] = []  # the Authorization header of every request, GET and POST
         self.lock = threading.Lock()
@@ -98,12 +102,20 @@ class FaultServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _refused(self) -> bool:
+                if server.require_token is None or self.headers.get("Authorization") == f"Bearer {server.require_token}":
+                    return False
+                self._send(401, {"error": "Invalid credentials", "request_headers": dict(self.headers)})
+                return True
+
             def do_GET(self) -> None:
                 server.authorizations.append(self.headers.get("Authorization"))
+                if self._refused():
+                    return
                 if self.path == "/info" and server.tgi:
                     self._send(200, {"model_id": "fake/tgi-model", "max_input_tokens": 4096})
                 elif self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": "/models/fake.gguf", "owned_by": server.owned_by}]})
+                    self._send(200, {"object": "list", "data": [{"id": server.model_id, "owned_by": server.owned_by}]})
                 else:
                     self._send(404, {"error": "not found"})
 
@@ -111,12 +123,14 @@ class FaultServer:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 server.authorizations.append(self.headers.get("Authorization"))
+                if self._refused():
+                    return
                 with server.lock:
                     server.requests.append(body)
                     action = server.plan.pop(0) if server.plan else ("normal",)
                 kind = action[0]
                 if kind == "status":
-                    self._send(action[1], {"error": f"injected {action[1]}"})
+                    self._send(action[1], action[2] if len(action) > 2 else {"error": f"injected {action[1]}"})
                     return
                 if kind == "drop":
                     self.close_connection = True

@@ -1,13 +1,17 @@
 """A base for `Dataset.map(batched=True)` callables that ask the LLM one question per row.
 
-The callable pickles to its configuration only (no client, no locks, no counters), so
-`datasets` computes the same fingerprint for the same configuration and reuses its cache,
-and `num_proc > 1` works: each worker process builds its own client on first use.
+The callable pickles to its configuration (no client, no locks, no counters) plus its result identity, so
+`num_proc > 1` works (each worker process builds its own client on first use) and `datasets` reuses a cached
+map only when it would hold the same results. The request cache is the source of truth: the identity names
+the model each endpoint serves and the request cache's failure record, so after a failed row, or with another
+model behind the URL, the map is computed again (paying only for what the request cache lacks), and after a
+clean run it is reused as is.
 """
 
 from __future__ import annotations
 
 import abc
+import warnings
 from typing import Any, ClassVar, Literal, Sequence
 
 from ..errors import ConfigError, DataError, MissingColumnError
@@ -65,19 +69,27 @@ class LLMMapper(abc.ABC):
         """Calls, tokens, cache hits and failures of this process's client for `self.llm`."""
         return self.client.usage
 
-    def __getstate__(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, Any]:
+        """The configuration: public attributes (the client, locks and counters are private)."""
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
 
+    def __getstate__(self) -> dict[str, Any]:
+        # `datasets` fingerprints a map by pickling its function: the identity makes that fingerprint change
+        # when the served model changes or requests failed (see `LLMClient.result_identity`)
+        return {**self.settings(), "result_identity": self.client.result_identity()}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(state)
+        self.__dict__.update({k: v for k, v in state.items() if k != "result_identity"})
 
     def __repr__(self) -> str:
-        fields = ", ".join(f"{k}={v!r}" for k, v in self.__getstate__().items())
+        fields = ", ".join(f"{k}={v!r}" for k, v in self.settings().items())
         return f"{type(self).__name__}({fields})"
 
-    def __call__(self, batch: Batch, indices: Sequence[int] | None = None) -> Batch:
+    def __call__(self, batch: Batch, indices: Sequence[int] | int | None = None) -> Batch:
         if not batch:
             raise DataError(f"{type(self).__name__} got an empty batch; call it through `ds.map(..., batched=True)`.")
+        if _is_single_row(batch, indices):
+            return self._one_row(batch, indices)
         columns = list(batch)
         for name in self.columns_needed():
             if name not in batch:
@@ -104,11 +116,38 @@ class LLMMapper(abc.ABC):
             answered = self.answer([rows[i] for i in positions], prompts)
             for i, result in zip(positions, answered):
                 results[i] = result
+        # recorded before the columns exist: a map that raises now is not cached either
+        self.client.note_failures(sum(r.transient for r in results))
+        self.client.usage.add(rows=n, rows_failed=sum(not r.ok for r in results))
         return self.to_columns(results)
+
+    def _one_row(self, row: dict[str, Any], index: Sequence[int] | int | None) -> dict[str, Any]:
+        """`ds.map(mapper)` without `batched=True` hands over one row (a dict of values, not of lists): answer it
+        as a batch of one, correctly but one request at a time."""
+        if not getattr(self, "_warned_single", False):
+            self._warned_single = True
+            warnings.warn(
+                f"{type(self).__name__} was called on single rows: `ds.map` without batched=True sends one request "
+                "at a time. Pass batched=True (e.g. `ds.map(tagger, batched=True, batch_size=16)`) to send a batch's "
+                "requests concurrently.",
+                UserWarning,
+                stacklevel=3,
+            )
+        out = self({k: [v] for k, v in row.items()}, None if index is None else [int(index)])  # type: ignore[arg-type]
+        return {k: v[0] for k, v in out.items()}
 
     def answer(self, rows: Sequence[dict[str, Any]], prompts: Sequence[list[Message]]) -> list[Result[Any]]:
         """Ask the model; override to add rounds (e.g. a checker that revises the first answer)."""
         return self.client.run_structured(prompts, self.output_type, progress=self.progress, desc=type(self).__name__)
+
+
+def _is_single_row(batch: Any, indices: Any) -> bool:
+    """Whether `datasets` passed one row (`batched=False`) rather than a batch: its row type, an int index, or
+    values that are not all lists (a string in a batch's place would be iterated character by character)."""
+    kind = type(batch).__name__
+    if kind in ("LazyRow", "LazyBatch"):
+        return kind == "LazyRow"
+    return isinstance(indices, int) or not all(isinstance(v, list) for v in batch.values())
 
 
 def text_field(row: dict[str, Any], column: str, *, required: bool = True) -> str:

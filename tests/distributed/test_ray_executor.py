@@ -1,0 +1,92 @@
+"""RayExecutor on a real two-node loopback cluster: same result as one process, budgets and concurrency kept over
+all workers, node caches merged back, clear errors for a dead address and a hung worker."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from ray_fakes import HangingTagger, SlowResponder, instructions
+
+from hf_prefsel.distributed import RayExecutor, map_on_ray
+from hf_prefsel.errors import ClusterStalledError, ClusterUnavailableError, EndpointUnavailableError
+from hf_prefsel.llm import free_port
+from hf_prefsel.llm.executor import LocalExecutor
+from hf_prefsel.tacos import OpenTagger
+
+
+def executor(cluster, tmp_path, **kw) -> RayExecutor:
+    kw.setdefault("progress", False)
+    return RayExecutor(cluster.address, checkpoint_dir=str(tmp_path / "runs"), node_cache_dir=str(tmp_path / "nodes"), **kw)
+
+
+def test_same_result_as_one_process_and_spread_over_both_nodes(ray_cluster, fault_server, tmp_path):
+    server = fault_server()
+    ds = instructions(120)
+    local, local_usage = LocalExecutor().map(ds, OpenTagger(server.config(str(tmp_path / "local.sqlite"))), batch_size=8, desc="local")
+    ray_exec = executor(ray_cluster, tmp_path)
+    remote, usage = ray_exec.map(ds, OpenTagger(server.config(str(tmp_path / "ray.sqlite"))), batch_size=8, desc="ray")
+
+    assert remote.column_names == local.column_names
+    assert remote.features == local.features
+    assert remote.to_list() == local.to_list()
+    assert remote["tags"][7] == ["topic word7"]
+    assert usage["calls"] == local_usage["calls"] == 120
+    assert usage["cache_hits"] == 0
+    report = ray_exec.last_run
+    assert report.workers == 4 and report.resumed_rows == 0
+    assert report.replies_merged == 120
+
+
+def test_node_caches_are_merged_so_a_single_machine_rerun_is_free(ray_cluster, fault_server, tmp_path):
+    server = fault_server()
+    cache = str(tmp_path / "driver.sqlite")
+    ds = instructions(40)
+    first = map_on_ray(ds, OpenTagger(server.config(cache)), address=ray_cluster.address, batch_size=8, progress=False,
+                       checkpoint_dir=str(tmp_path / "runs"), node_cache_dir=str(tmp_path / "nodes"))
+    paid = server.generation_requests
+    assert paid == 40
+    again, usage = LocalExecutor().map(ds, OpenTagger(server.config(cache)), batch_size=8, desc="rerun")
+    assert usage["calls"] == 0 and usage["cache_hits"] == 40
+    assert server.generation_requests == paid
+    assert again.to_list() == first.to_list()
+    assert not (tmp_path / "nodes").exists() or not any((tmp_path / "nodes").rglob("*.sqlite")), "node caches are dropped after the merge"
+
+
+def test_total_in_flight_and_call_budget_stay_what_the_user_set(ray_cluster, fault_server, tmp_path):
+    slow = SlowResponder(0.05)
+    server = fault_server(responder=slow)
+    ds = instructions(96)
+    llm = server.config(str(tmp_path / "c.sqlite"), max_concurrency=6, max_calls=50)
+    out, usage = executor(ray_cluster, tmp_path).map(ds, OpenTagger(llm), batch_size=8, desc="budget")
+    assert slow.peak <= 6
+    assert server.generation_requests == usage["calls"] == 50
+    assert sum(1 for e in out["tags_error"] if e == "") == 50
+    assert all("BudgetExceededError" in e for e in out["tags_error"] if e)
+
+
+def test_errors_a_mapper_raises_come_back_as_they_are(ray_cluster, tmp_path):
+    from hf_prefsel.llm import LLMConfig
+
+    llm = LLMConfig(endpoints=[f"http://127.0.0.1:{free_port()}"], route="completion", cache=False, max_retries=0, backoff=0.01)
+    start = time.monotonic()
+    with pytest.raises(EndpointUnavailableError, match=r"127\.0\.0\.1:\d+"):
+        executor(ray_cluster, tmp_path).map(instructions(16), OpenTagger(llm), batch_size=8, desc="dead endpoint")
+    assert time.monotonic() - start < 60
+
+
+def test_dead_cluster_address_fails_within_seconds(tmp_path, fault_server):
+    server = fault_server()
+    start = time.monotonic()
+    with pytest.raises(ClusterUnavailableError, match="No Ray cluster answers"):
+        map_on_ray(instructions(4), OpenTagger(server.config(None)), address=f"127.0.0.1:{free_port()}")
+    assert time.monotonic() - start < 5
+
+
+def test_hung_worker_gives_a_clear_error_not_a_hang(ray_cluster, fault_server, tmp_path):
+    server = fault_server()
+    ds = instructions(32).map(lambda row, i: {"instruction": row["instruction"] + (" HANG" if i == 20 else "")}, with_indices=True)
+    start = time.monotonic()
+    with pytest.raises(ClusterStalledError, match="finished no request in 5 s"):
+        executor(ray_cluster, tmp_path, stall_timeout=5).map(ds, HangingTagger(server.config(None)), batch_size=8, desc="hang")
+    assert time.monotonic() - start < 40

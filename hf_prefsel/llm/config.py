@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -36,7 +37,8 @@ class LLMConfig:
 
     Args:
         endpoints (`list[str]`, defaults to `[]`):
-            Base URLs of replicas serving the same model, e.g. `["http://127.0.0.1:8080"]`.
+            Base URLs of replicas serving the same model, e.g. `["http://127.0.0.1:8080"]`. A trailing `/v1`
+            (the form OpenAI clients take) or `/v1/chat/completions` is dropped: requests add their own routes.
             Empty means the embedded local model, in process.
         model (`str`, *optional*):
             Model name sent with each request (needed by vLLM/OpenAI-style servers that host
@@ -57,9 +59,21 @@ class LLMConfig:
         temperature (`float`, defaults to 0.0): 0 makes runs repeatable and cacheable.
         top_p (`float`, *optional*), seed (`int`, *optional*): sampling controls.
         stop (`list[str]`, *optional*): extra stop sequences.
-        max_concurrency (`int`, defaults to 4): requests in flight at once over all replicas.
-        timeout (`float`, defaults to 120): seconds before one request is abandoned and retried.
-        max_retries (`int`, defaults to 4): retries after 429/5xx/connection errors/timeouts.
+        max_concurrency (`int`, *optional*): a cap on requests in flight at once over all replicas. Unset, each
+            replica gets what its server says it can take (`/info` on TGI, `/props` on llama.cpp) or, if it says
+            nothing, a limit found by measuring throughput and latency (see `hf_prefsel.llm.concurrency`).
+        repetition_penalty (`float`, defaults to 1.0): sent explicitly to servers that have one (1.0 = none), so a
+            reply never depends on a server's own default (llama-cpp-python's server applies 1.1 unasked).
+        timeout (`float`, defaults to 120): seconds to wait for one reply (a whole generation) before that attempt
+            is abandoned and retried.
+        connect_timeout (`float`, defaults to 10): seconds to open a connection, and for the server's identity
+            probe (`/info`, `/v1/models`), which a healthy server answers at once. A server that accepts
+            connections but answers nothing so fails each attempt after 10 s: with the defaults it is reported,
+            naming its URL, after about a minute rather than after `timeout` per attempt.
+        deadline (`float`, *optional*, defaults to 600): seconds one request may take over all its attempts,
+            backoff included, after which it fails with its last error. `None`: only `max_retries` bounds it.
+        max_retries (`int`, defaults to 4): retries after 408/429/5xx, connection errors and timeouts. 401, 403
+            and 404 are never retried: they raise `EndpointAccessError` at once (check the token, URL or model).
         backoff (`float`, defaults to 0.5): first retry delay in seconds, doubled each retry (with jitter), capped at 20 s.
         repair_attempts (`int`, defaults to 2): extra calls when a reply fails schema validation.
         cache (`bool`, defaults to `True`): keep every paid reply in a SQLite file so reruns are free.
@@ -88,6 +102,8 @@ class LLMConfig:
             share a prefix (the few-shot demonstrations) go to the replica that last saw it when it is no
             busier than the others, and llama.cpp servers get `cache_prompt`. llama-cpp-python servers reuse
             the longest common prefix with their previous prompt on their own.
+        embedded (`bool`, defaults to `False`): the endpoints serve the embedded Gemma 3 270M (set by
+            `serve_local()`'s `config()`); prompts and defaults then suit a small base model.
     """
 
     endpoints: list[str] = field(default_factory=list)
@@ -100,8 +116,11 @@ class LLMConfig:
     top_p: float | None = None
     seed: int | None = None
     stop: list[str] | None = None
-    max_concurrency: int = 4
+    max_concurrency: int | None = None
+    repetition_penalty: float = 1.0
     timeout: float = 120.0
+    connect_timeout: float = 10.0
+    deadline: float | None = 600.0
     max_retries: int = 4
     backoff: float = 0.5
     repair_attempts: int = 2
@@ -116,11 +135,12 @@ class LLMConfig:
     constrain: Constrain = "auto"
     prefill: bool = True
     prefix_reuse: bool = True
+    embedded: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.endpoints, str):
             self.endpoints = [self.endpoints]
-        self.endpoints = [e.rstrip("/") for e in self.endpoints]
+        self.endpoints = [base_url(e) for e in self.endpoints]
         for url in self.endpoints:
             if not url.startswith(("http://", "https://")):
                 raise ConfigError(f"Endpoint {url!r} is not an http(s) URL; pass a base URL such as 'http://127.0.0.1:8080'.")
@@ -131,13 +151,15 @@ class LLMConfig:
         if self.constrain not in _CONSTRAIN:
             raise ConfigError(f"constrain must be one of {_CONSTRAIN}, got {self.constrain!r}.")
         for name in ("max_tokens", "max_concurrency"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}.")
         for name in ("max_retries", "repair_attempts"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}.")
-        if self.timeout <= 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}.")
+        for name in ("timeout", "connect_timeout", "deadline"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:  # `not >` also refuses NaN
+                raise ConfigError(f"{name} must be > 0 seconds, got {value}.")
         if self.token is True or (self.token is not None and not isinstance(self.token, (str, bool))):
             raise ConfigError("token must be a string, False (send none) or None (Hugging Face hosts only).")
         if self.token is None and self.endpoints and all(is_hugging_face_url(e) for e in self.endpoints):
@@ -149,6 +171,25 @@ class LLMConfig:
     def is_local(self) -> bool:
         """True when calls go to the embedded in-process model."""
         return not self.endpoints
+
+    @property
+    def is_embedded(self) -> bool:
+        """True for the embedded Gemma 3 270M, in process or behind `serve_local()` servers."""
+        return self.is_local or self.embedded
+
+    def describe(self, served_model: str | None = None) -> str:
+        """A description for reports and dataset cards: the model, never a token or a URL.
+
+        Args:
+            served_model (`str`, *optional*): the model id the endpoint reported, when it was asked.
+        """
+        if self.is_local:
+            return "embedded Gemma 3 270M (llama.cpp, in process)"
+        if self.embedded:
+            return f"embedded Gemma 3 270M (local llama.cpp servers: {len(self.endpoints)})"
+        name = self.model or served_model or "the endpoint's model"
+        replicas = f", {len(self.endpoints)} replicas" if len(self.endpoints) > 1 else ""
+        return f"{name} ({self.resolved_route} route{replicas})"
 
     @property
     def resolved_route(self) -> Literal["chat", "completion"]:
@@ -164,6 +205,7 @@ class LLMConfig:
             "top_p": self.top_p,
             "seed": self.seed,
             "stop": list(self.stop) if self.stop else None,
+            "repetition_penalty": self.repetition_penalty,
         }
 
     def replace(self, **changes: Any) -> "LLMConfig":
@@ -175,6 +217,16 @@ class LLMConfig:
         state = dataclasses.asdict(self)
         state.pop("token")
         return state
+
+
+# What people paste after a server's base URL: OpenAI clients take `.../v1`, docs show full routes.
+_ROUTE_SUFFIX = re.compile(r"(/v1(/chat/completions|/completions|/models)?)?/*$")
+
+
+def base_url(url: str) -> str:
+    """`url` without a trailing `/v1` or OpenAI route: requests add `/v1/...` themselves, so
+    `http://host:8000/v1` (what OpenAI clients take) means `http://host:8000` here."""
+    return _ROUTE_SUFFIX.sub("", url.strip()) if url.startswith(("http://", "https://")) else url
 
 
 _HF_DOMAINS = ("huggingface.co", "huggingface.cloud", "hf.space", "hf.co")

@@ -64,7 +64,7 @@ class LocalServers:
         """
         settings: dict[str, Any] = {
             "endpoints": list(self.urls), "route": "completion", "server": "llama_cpp_python",
-            "max_concurrency": QUEUE_DEPTH * len(self.urls),
+            "max_concurrency": QUEUE_DEPTH * len(self.urls), "embedded": True,
         }
         settings.update(overrides)
         return LLMConfig(**settings)

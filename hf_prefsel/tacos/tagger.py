@@ -87,9 +87,8 @@ _PLAIN_MAX_TOKENS = 48
 
 
 def is_embedded_model(llm: LLMConfig) -> bool:
-    """True for the embedded Gemma (a small base model), in process or behind local llama-cpp-python servers."""
-    local = ("http://127.0.0.1", "http://localhost")
-    return llm.is_local or (llm.server == "llama_cpp_python" and all(e.startswith(local) for e in llm.endpoints))
+    """True for the embedded Gemma (a small base model), in process or behind `serve_local()` servers."""
+    return llm.is_embedded
 
 
 class OpenTagger(LLMMapper):

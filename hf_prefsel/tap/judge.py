@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, create_model
 
 from ..errors import ConfigError
 from ..llm import FewShotPrompt, LLMConfig, get_client
-from ._runner import UsageMeter
+from ..llm.gather import UsageMeter
 from .language import base_language, language_name
 
 DEFAULT_ASPECTS: tuple[str, ...] = ("helpfulness", "correctness", "instruction_following", "harmlessness", "fluency")

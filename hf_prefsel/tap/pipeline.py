@@ -11,17 +11,22 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..llm import LLMConfig
-from ._runner import add_usage
+from ..llm.describe import describe_llm
+from ..result import Method, RunReport
+from ..llm.executor import add_usage
 from .judge import PAIR_DROP_REASONS, JudgeConfig, PairConfig, PreferenceJudge, build_preference_rows
 from .language import base_language
 from .prompts import PromptGenerationConfig, PromptGenerationReport, PromptGenerator
 from .responses import ResponseGenerationConfig, ResponseGenerator
 from .taxonomy import PromptUnit, Taxonomy
 
-TAP_PAPER = {
-    "title": "TaP: A Taxonomy-Guided Framework for Automated and Scalable Preference Data Generation",
-    "arxiv": "2506.23979",
-}
+TAP = Method(
+    name="TaP",
+    title="TaP: A Taxonomy-Guided Framework for Automated and Scalable Preference Data Generation",
+    arxiv="2506.23979",
+    tags=("tap", "preference-data", "synthetic-data", "taxonomy"),
+)
+TAP_PAPER = TAP.paper  # the older name of the paper's metadata
 
 
 @dataclass
@@ -77,17 +82,8 @@ class TaPConfig:
         }
         for cand in (out["responses"].get("candidates") or []):
             if cand.get("llm"):
-                cand["llm"] = describe_llm(LLMConfig(**cand["llm"]))
+                cand["llm"] = LLMConfig(**cand["llm"]).describe()
         return json.loads(json.dumps(out, default=str))
-
-
-def describe_llm(config: LLMConfig) -> str:
-    """A token-free description of a model configuration for reports and cards."""
-    if config.is_local:
-        return "embedded Gemma 3 270M (in process)"
-    if config.server == "llama_cpp_python" and all(e.startswith("http://127.0.0.1") for e in config.endpoints):
-        return f"embedded Gemma 3 270M (local llama.cpp servers: {len(config.endpoints)})"
-    return f"{config.model or 'model'} at {', '.join(config.endpoints)} ({config.resolved_route} route)"
 
 
 @dataclass
@@ -176,22 +172,43 @@ class TaPResult:
     report: TaPReport
     parameters: dict[str, Any] = field(default_factory=dict)
 
+    method = TAP
+
+    @property
+    def dataset(self) -> Any:
+        """The main output, as every method's result has it: the preference pairs."""
+        return self.preferences
+
+    @property
+    def artifacts(self) -> dict[str, Any]:
+        return {"taxonomy": self.taxonomy}
+
+    def run_report(self) -> RunReport:
+        """The report in the shape every method's result shares (counts, seconds, usage, models)."""
+        report = RunReport(counts={"prompts": len(self.prompts), "prompt_quota": self.report.prompts.quota,
+                                   "pairs": len(self.preferences), "sft_rows": len(self.sft), "rows_out": len(self.preferences),
+                                   "failed_rows": self.report.responses.get("failed", 0)},
+                           seconds=dict(self.report.seconds), models=dict(self.report.models))
+        for stage, usage in self.report.usage.items():
+            if stage != "total":
+                report.add_usage(stage, usage)
+        return report
+
+    def summary_line(self) -> str:
+        """`summary: key=value ...` as every command prints it."""
+        report = self.run_report()
+        counts = {**report.counts, **report.cost_counts()}
+        return "summary: " + "  ".join(f"{k}={v}" for k, v in counts.items())
+
     def provenance(self) -> Any:
-        """A `Provenance` for dataset cards."""
+        """A `Provenance` for dataset cards (the same cost fields as every method's card)."""
         from ..hub import Provenance
 
-        usage = self.report.usage.get("total", {})
+        report = self.run_report()
         return Provenance(
-            method="TaP",
-            papers=[dict(TAP_PAPER)],
-            parameters=self.parameters,
+            method=TAP.name, papers=[TAP.paper], parameters=self.parameters,
             model="; ".join(f"{k}: {v}" for k, v in self.report.models.items()),
-            source=f"taxonomy {self.taxonomy.name}",
-            counts={
-                "prompts": len(self.prompts), "prompt_quota": self.report.prompts.quota,
-                "pairs": len(self.preferences), "sft_rows": len(self.sft),
-                **{f"llm_{k}": v for k, v in usage.items()},
-            },
+            source=f"taxonomy {self.taxonomy.name}", counts={**report.counts, **report.cost_counts()},
         )
 
     def save(self, directory: str | Path) -> Path:
@@ -271,9 +288,18 @@ class TaPPipeline:
         units = used.units(quotas, cfg.prompts.axes)
         return used, quotas, units
 
-    def run(self, taxonomy: Taxonomy) -> TaPResult:
-        """Generate, answer, judge and pair; returns the datasets and the report."""
+    def run(self, taxonomy: Taxonomy, *, progress: bool = True) -> TaPResult:
+        """Generate, answer, judge and pair; returns the datasets and the report.
+
+        Args:
+            taxonomy (`Taxonomy`): what to generate for (`Taxonomy.load("default")`, a file, a Hub repo).
+            progress (`bool`, defaults to `True`): progress bars; `False` turns every stage's bar off.
+        """
         cfg = self.config
+        if not progress:
+            cfg = dataclasses.replace(cfg, prompts=dataclasses.replace(cfg.prompts, progress=False),
+                                      responses=dataclasses.replace(cfg.responses, progress=False),
+                                      judge=dataclasses.replace(cfg.judge, progress=False))
         lang = base_language(cfg.language)
         used, _, units = self.plan(taxonomy)
         seconds: dict[str, float] = {}
@@ -339,4 +365,4 @@ class TaPPipeline:
         )
 
 
-__all__ = ["TAP_PAPER", "TaPConfig", "TaPPipeline", "TaPReport", "TaPResult", "describe_llm"]
+__all__ = ["TAP", "TAP_PAPER", "TaPConfig", "TaPPipeline", "TaPReport", "TaPResult", "describe_llm"]

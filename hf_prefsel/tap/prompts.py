@@ -4,153 +4,25 @@ For every unit (a taxonomy leaf crossed with axis values) the LLM is asked for a
 candidates are cleaned, checked for the target language, and compared with every prompt accepted so far (and with
 the few-shot examples, which small models like to copy); then units still short of their quota are asked again
 with new seeds, up to `max_rounds`. What was asked for, what was kept and why the rest was dropped is reported per
-unit, so the realized composition can be compared with the specified one.
+unit, so the realized composition can be compared with the specified one. The prompt texts sent are in
+`prompt_templates`, the filters in `prompt_filters`, the report in `prompt_report`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Literal, Mapping, Sequence
 
-import numpy as np
-from pydantic import BaseModel, Field, create_model
-
 from ..errors import ConfigError
 from ..llm import FewShotPrompt, LLMConfig, get_client
-from ._runner import UsageMeter
-from .language import LanguageDetector, LanguageFilterConfig, base_language, language_name
+from ..llm.gather import UsageMeter
+from .language import LanguageDetector, LanguageFilterConfig, base_language
+from .prompt_filters import NearDuplicateIndex, clean_prompt, exact_key
+from .prompt_report import DROP_REASONS, PromptGenerationReport, UnitReport
+from .prompt_templates import demo_prompts, generation_prompt, prompt_list_model, unit_query_text
 from .taxonomy import PromptUnit, Taxonomy
-
-DROP_REASONS: dict[str, str] = {
-    "too_short": "shorter than min_chars",
-    "too_long": "longer than max_chars",
-    "language": "not in the target language (wrong script, or another language detected with confidence)",
-    "copied_example": "a (near) copy of one of the few-shot examples in the generation prompt",
-    "duplicate": "exactly the same text as a prompt already accepted",
-    "near_duplicate": "too similar to a prompt already accepted (embedding or character n-gram cosine)",
-    "over_quota": "valid, but its unit already had enough prompts",
-}
-
-
-@dataclass(frozen=True)
-class _GenDemo:
-    path: str
-    task: str
-    difficulty: str
-    prompts: tuple[str, ...]
-
-
-# Written by us. The coding example comes first: base models copy the *last* example most, and code leaks into
-# every topic when it is last.
-_GEN_DEMOS: dict[str, tuple[_GenDemo, ...]] = {
-    "en": (
-        _GenDemo("Computer science > Programming > Python", "coding", "medium", (
-            "Write a Python function that returns the 10 most frequent words in a text file.",
-            "How can I read a 5 GB CSV file in Python without running out of memory?",
-        )),
-        _GenDemo("History > Ancient history > Roman Empire", "writing", "easy", (
-            "Write a short paragraph describing daily life in ancient Rome for a 10-year-old.",
-            "Write a diary entry of a Roman soldier guarding Hadrian's Wall in winter.",
-        )),
-        _GenDemo("Medicine and health > Nutrition > Diet", "seeking advice", "medium", (
-            "I only drink coffee for breakfast. Is that bad for me, and what should I eat instead?",
-            "Plan a week of simple lunches for an office worker who wants to lose weight.",
-        )),
-    ),
-    "zh": (
-        _GenDemo("计算机科学 > 编程 > Python", "编程", "中等", (
-            "用Python写一个函数，统计一个文本文件中出现次数最多的10个单词。",
-            "如何用Python读取一个5GB的CSV文件而不占用太多内存？",
-        )),
-        _GenDemo("历史 > 中国古代史 > 唐朝", "写作", "简单", (
-            "写一段150字左右的短文，给小学生介绍唐朝长安城的市民生活。",
-            "以李白的口吻写一首描写月夜思乡的七言绝句。",
-        )),
-        _GenDemo("医学与健康 > 营养学 > 饮食", "寻求建议", "中等", (
-            "我早餐只喝一杯咖啡，这样对身体有什么影响？应该怎么调整？",
-            "给一位想减脂的上班族设计一周简单易做的午餐搭配。",
-        )),
-    ),
-}
-
-_GEN_SYSTEM = {
-    "en": (
-        "You write realistic requests that users send to an AI assistant. For the given topic, task type and "
-        "difficulty, first repeat the topic, then write the given number of different, self-contained user prompts "
-        "in {language} about that topic. Reply with JSON only."
-    ),
-    "zh": (
-        "你为AI助手编写用户会提出的真实请求。根据给定的主题、任务类型和难度，先重复主题，再用{language}写出指定数量的、"
-        "彼此不同且完整独立的用户提示，每条都要围绕该主题。只输出JSON。"
-    ),
-}
-_FIELDS = {
-    "en": ("Topic", "Task type", "Difficulty", "Count", "Scope"),
-    "zh": ("主题", "任务类型", "难度", "数量", "范围"),
-}
-
-
-def _query(ui: str, path: str, task: str | None, difficulty: str | None, count: int, scope: str | None = None,
-           extra: Sequence[tuple[str, str]] = ()) -> str:
-    topic, task_label, diff_label, count_label, scope_label = _FIELDS[ui]
-    sep = "：" if ui == "zh" else ": "
-    lines = [f"{topic}{sep}{path}"]
-    if scope:
-        lines.append(f"{scope_label}{sep}{scope}")
-    if task:
-        lines.append(f"{task_label}{sep}{task}")
-    if difficulty:
-        lines.append(f"{diff_label}{sep}{difficulty}")
-    for label, value in extra:
-        lines.append(f"{label}{sep}{value}")
-    lines.append(f"{count_label}{sep}{count}")
-    return "\n".join(lines)
-
-
-def generation_prompt(language: str, anchor_topic: bool = True) -> FewShotPrompt:
-    """The built-in prompt-writing prompt for `language` (English examples for languages without their own)."""
-    import json
-
-    lang = base_language(language)
-    ui = "zh" if lang == "zh" else "en"
-    system = _GEN_SYSTEM[ui].format(language=language_name(lang, ui))
-    if not anchor_topic:
-        system = system.replace("first repeat the topic, then ", "").replace("先重复主题，再", "")
-    examples = []
-    for demo in _GEN_DEMOS[ui]:
-        out: dict[str, Any] = {"topic": demo.path} if anchor_topic else {}
-        out["prompts"] = list(demo.prompts)
-        examples.append((_query(ui, demo.path, demo.task, demo.difficulty, len(demo.prompts)), json.dumps(out, ensure_ascii=False)))
-    return FewShotPrompt(system=system, examples=tuple(examples))
-
-
-def demo_prompts(language: str) -> list[str]:
-    """The example prompts inside the built-in generation prompt (generated copies of them are dropped)."""
-    ui = "zh" if base_language(language) == "zh" else "en"
-    return [p for d in _GEN_DEMOS[ui] for p in d.prompts]
-
-
-_OUTPUT_TYPES: dict[tuple[int, bool], type[BaseModel]] = {}
-
-
-def prompt_list_model(n: int, anchor_topic: bool = True) -> type[BaseModel]:
-    """The reply type for up to `n` prompts: `{"topic": str, "prompts": [str, ...]}` with 1 to `n` prompts.
-
-    Fewer than asked is accepted rather than re-asked: a base model generating without a grammar often writes as
-    many prompts as its examples show, and the top-up rounds fill any gap anyway.
-    """
-    key = (n, anchor_topic)
-    if key not in _OUTPUT_TYPES:
-        fields: dict[str, Any] = {}
-        if anchor_topic:
-            fields["topic"] = (str, Field(max_length=300))
-        fields["prompts"] = (list[str], Field(min_length=1, max_length=n))
-        _OUTPUT_TYPES[key] = create_model(f"PromptList{n}", **fields)
-    return _OUTPUT_TYPES[key]
 
 
 @dataclass
@@ -228,188 +100,6 @@ class PromptGenerationConfig:
         return "embedding" if (base_language(language) == "en" or self.embedding_model) else "ngram"
 
 
-@dataclass
-class UnitReport:
-    """What happened to one unit: quota, prompts kept, requests made (`calls`, repairs not counted), candidates
-    dropped by reason."""
-
-    key: str
-    leaf_id: str
-    axes: dict[str, str]
-    quota: int
-    accepted: int = 0
-    calls: int = 0
-    failed_calls: int = 0
-    candidates: int = 0
-    drops: Counter = field(default_factory=Counter)
-    rounds: int = 0
-
-    @property
-    def missing(self) -> int:
-        return max(0, self.quota - self.accepted)
-
-
-@dataclass
-class PromptGenerationReport:
-    """Specified vs realized composition and the drop reasons of a prompt generation run.
-
-    Args:
-        language (`str`): the target language.
-        units (`list[UnitReport]`): one per unit, in generation order.
-        dedup (`str`): the near-duplicate method used.
-        usage (`dict[str, int]`): LLM calls and tokens spent by this stage.
-    """
-
-    language: str
-    units: list[UnitReport]
-    dedup: str = "none"
-    usage: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def quota(self) -> int:
-        return sum(u.quota for u in self.units)
-
-    @property
-    def accepted(self) -> int:
-        return sum(u.accepted for u in self.units)
-
-    @property
-    def drops(self) -> Counter:
-        total: Counter = Counter()
-        for u in self.units:
-            total.update(u.drops)
-        return total
-
-    def by_leaf(self) -> dict[str, tuple[int, int]]:
-        """leaf id → (quota, prompts kept)."""
-        out: dict[str, list[int]] = {}
-        for u in self.units:
-            q = out.setdefault(u.leaf_id, [0, 0])
-            q[0] += u.quota
-            q[1] += u.accepted
-        return {k: (v[0], v[1]) for k, v in out.items()}
-
-    def by_axis(self) -> dict[str, dict[str, tuple[int, int]]]:
-        """axis id → value id → (quota, prompts kept)."""
-        out: dict[str, dict[str, list[int]]] = {}
-        for u in self.units:
-            for axis, value in u.axes.items():
-                q = out.setdefault(axis, {}).setdefault(value, [0, 0])
-                q[0] += u.quota
-                q[1] += u.accepted
-        return {a: {v: (q[0], q[1]) for v, q in vals.items()} for a, vals in out.items()}
-
-    def by_top_level(self, taxonomy: Taxonomy) -> dict[str, tuple[int, int]]:
-        """top-level node id → (quota, prompts kept)."""
-        out: dict[str, list[int]] = {}
-        for leaf, (q, a) in self.by_leaf().items():
-            top = taxonomy.path(leaf)[0].id
-            entry = out.setdefault(top, [0, 0])
-            entry[0] += q
-            entry[1] += a
-        return {k: (v[0], v[1]) for k, v in out.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "language": self.language,
-            "dedup": self.dedup,
-            "quota": self.quota,
-            "accepted": self.accepted,
-            "drops": dict(self.drops),
-            "requests": sum(u.calls for u in self.units),
-            "failed_calls": sum(u.failed_calls for u in self.units),
-            "unfilled_units": sum(1 for u in self.units if u.missing),
-            "by_leaf": {k: {"quota": q, "accepted": a} for k, (q, a) in self.by_leaf().items()},
-            "by_axis": {ax: {v: {"quota": q, "accepted": a} for v, (q, a) in vals.items()} for ax, vals in self.by_axis().items()},
-            "usage": dict(self.usage),
-        }
-
-    def format(self, taxonomy: Taxonomy | None = None) -> str:
-        """A short text table: composition per leaf and axis value (kept/quota) and drop counts."""
-        lines = [f"prompts kept {self.accepted}/{self.quota} ({self.language}, dedup: {self.dedup})"]
-        for leaf, (q, a) in self.by_leaf().items():
-            name = " > ".join(taxonomy.path_names(leaf, self.language)) if taxonomy is not None else leaf
-            flag = "" if a >= q else "  (short)"
-            lines.append(f"  {a:>3}/{q:<3} {name}{flag}")
-        for axis, values in self.by_axis().items():
-            lines.append(f"  {axis}: " + ", ".join(f"{v} {a}/{q}" for v, (q, a) in values.items()))
-        drops = self.drops
-        lines.append("  dropped: " + (", ".join(f"{k} {drops[k]}" for k in DROP_REASONS if drops.get(k)) or "none"))
-        failed = sum(u.failed_calls for u in self.units)
-        lines.append(f"  requests: {sum(u.calls for u in self.units)} ({failed} failed after repairs)")
-        return "\n".join(lines)
-
-
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)、:：]|[（(]\d{1,2}[)）])\s*")
-
-
-def clean_prompt(text: str) -> str:
-    """Trim whitespace, list bullets/numbers and wrapping quotes that models add around prompts."""
-    text = text.strip()
-    text = _BULLET.sub("", text, count=1)
-    for a, b in (('"', '"'), ("“", "”"), ("「", "」"), ("'", "'")):
-        if len(text) > 2 and text.startswith(a) and text.endswith(b):
-            text = text[1:-1].strip()
-    return text
-
-
-def _exact_key(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text.casefold())
-
-
-class _NearDuplicateIndex:
-    """Accepted prompts' vectors (embeddings or hashed character n-grams), for the nearest-similarity test."""
-
-    def __init__(self, method: str, embedding_model: str | None):
-        self.method = method
-        self.embedding_model = embedding_model
-        self._embedder: Any = None
-        self._vectorizer: Any = None
-        self.rows: list[Any] = []
-
-    def vectors(self, texts: Sequence[str]) -> Any:
-        if self.method == "embedding":
-            if self._embedder is None:
-                from ..embed import Embedder
-
-                self._embedder = Embedder(self.embedding_model)
-            return self._embedder.encode(list(texts))
-        if self._vectorizer is None:
-            from sklearn.feature_extraction.text import HashingVectorizer
-
-            self._vectorizer = HashingVectorizer(
-                analyzer="char", ngram_range=(2, 3), n_features=2**18, alternate_sign=False, norm="l2", lowercase=True
-            )
-        return self._vectorizer.transform([" ".join(t.split()) for t in texts])
-
-    def max_similarity(self, vecs: Any) -> np.ndarray:
-        """For each row of `vecs`, the highest cosine with an accepted vector (-1 if none)."""
-        n = vecs.shape[0]
-        if not self.rows or n == 0:
-            return np.full(n, -1.0)
-        if self.method == "embedding":
-            import faiss
-
-            mat = np.vstack(self.rows).astype(np.float32)
-            index = faiss.IndexFlatIP(mat.shape[1])
-            index.add(mat)
-            sims, _ = index.search(np.ascontiguousarray(vecs, dtype=np.float32), 1)
-            return sims.reshape(-1)
-        from scipy.sparse import vstack
-
-        mat = vstack(self.rows)
-        return np.asarray((vecs @ mat.T).max(axis=1).todense()).reshape(-1)
-
-    def add(self, vec: Any) -> None:
-        self.rows.append(vec)
-
-    @staticmethod
-    def similarity(a: Any, b: Any) -> float:
-        if isinstance(a, np.ndarray):
-            return float(np.dot(a.reshape(-1), b.reshape(-1)))
-        return float(a.multiply(b).sum())
-
-
 class PromptGenerator:
     """Generate user prompts for taxonomy units, filtered and topped up to quota.
 
@@ -452,7 +142,7 @@ class PromptGenerator:
                 difficulty = name
             else:
                 extra.append((axis.names.get(names_lang, axis_id), name))
-        return _query(ui, path, task, difficulty, count, scope, extra)
+        return unit_query_text(ui, path, task, difficulty, count, scope, extra)
 
     def generate(self, taxonomy: Taxonomy, units: Sequence[PromptUnit], language: str) -> tuple[list[dict[str, Any]], PromptGenerationReport]:
         """Generate prompts for every unit.
@@ -470,9 +160,9 @@ class PromptGenerator:
         template = self._prompt(lang)
         reports = [UnitReport(u.key, u.leaf_id, u.axis_values, u.quota) for u in units]
         seen_exact: set[str] = set()
-        index = _NearDuplicateIndex(method, cfg.embedding_model) if method != "none" else None
+        index = NearDuplicateIndex(method, cfg.embedding_model) if method != "none" else None
         demos = demo_prompts(lang) if not (cfg.prompts or {}).get(lang) else []
-        demo_keys = {_exact_key(d) for d in demos}
+        demo_keys = {exact_key(d) for d in demos}
         demo_vecs = index.vectors(demos) if (index is not None and demos) else None
         threshold = cfg.embedding_threshold if method == "embedding" else cfg.ngram_threshold
         rows: list[dict[str, Any]] = []
@@ -517,7 +207,7 @@ class PromptGenerator:
                     rep.drops["too_long"] += 1
                 elif cfg.filter_language and self.detector.reject_reason(text, lang) is not None:
                     rep.drops["language"] += 1
-                elif _exact_key(text) in demo_keys:
+                elif exact_key(text) in demo_keys:
                     rep.drops["copied_example"] += 1
                 else:
                     survivors.append((ui, text))
@@ -525,13 +215,13 @@ class PromptGenerator:
             prior = index.max_similarity(vecs) if vecs is not None else None
             demo_sim = None
             if vecs is not None and demo_vecs is not None:
-                demo_index = _NearDuplicateIndex(method, cfg.embedding_model)
+                demo_index = NearDuplicateIndex(method, cfg.embedding_model)
                 demo_index.rows = [demo_vecs[i] for i in range(demo_vecs.shape[0])]
                 demo_sim = demo_index.max_similarity(vecs)
             accepted_now: list[Any] = []
             for j, (ui, text) in enumerate(survivors):
                 rep, unit = reports[ui], units[ui]
-                key = _exact_key(text)
+                key = exact_key(text)
                 if key in seen_exact:
                     rep.drops["duplicate"] += 1
                     continue
@@ -540,7 +230,7 @@ class PromptGenerator:
                     if demo_sim is not None and demo_sim[j] >= threshold:
                         rep.drops["copied_example"] += 1
                         continue
-                    if prior[j] >= threshold or any(_NearDuplicateIndex.similarity(v, w) >= threshold for w in accepted_now):
+                    if prior[j] >= threshold or any(NearDuplicateIndex.similarity(v, w) >= threshold for w in accepted_now):
                         rep.drops["near_duplicate"] += 1
                         continue
                 if rep.accepted >= rep.quota:
@@ -569,7 +259,7 @@ class PromptGenerator:
 def _run_with_seeds(client: Any, prompts: Sequence[Sequence[Mapping[str, str]]], seeds: Sequence[int],
                     output_types: Sequence[type], progress: bool, desc: str) -> list[Any]:
     """`structured` for many prompts, each with its own seed and output type, concurrently, results in order."""
-    from ._runner import gather
+    from ..llm.gather import gather
 
     coros = [_structured_with_seed(client, p, t, s) for p, s, t in zip(prompts, seeds, output_types)]
     results = gather(coros, desc=desc, progress=progress)

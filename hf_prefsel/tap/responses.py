@@ -13,7 +13,7 @@ from typing import Any, Sequence
 from ..errors import BudgetExceededError, ConfigError, EndpointError, EndpointUnavailableError
 from ..llm import FewShotPrompt, LLMConfig, get_client
 from ..llm.prompt import Message
-from ._runner import UsageMeter, gather
+from ..llm.gather import UsageMeter, gather
 from .language import LanguageDetector, base_language, language_name
 
 # Written by us. One-line answers keep the transcript regular for base models (a blank line ends an answer).
@@ -137,11 +137,15 @@ class ResponseGenerationConfig:
 
 
 def _model_label(config: LLMConfig) -> str:
+    """The model that wrote a response, for `chosen_model`/`rejected_model`: the configured name, the embedded Gemma,
+    or the id the endpoint reported (asked before the first reply); never a URL."""
+    from ..llm.describe import served_model
+
     if config.model:
         return config.model
-    if config.is_local or all(e.startswith("http://127.0.0.1") for e in config.endpoints):
+    if config.is_embedded:
         return "gemma-3-270m"
-    return config.endpoints[0]
+    return served_model(config) or "unknown-model"
 
 
 class ResponseGenerator:

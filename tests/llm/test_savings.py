@@ -257,8 +257,10 @@ def test_prefix_stats_reads_llama_cpp_python_logs(tmp_path):
 
 # -- defaults -------------------------------------------------------------------------------------------------
 def test_explanations_default_follows_the_model():
-    embedded = LLMConfig(endpoints=["http://127.0.0.1:8080"], server="llama_cpp_python")
+    embedded = LLMConfig(endpoints=["http://127.0.0.1:8080"], server="llama_cpp_python", embedded=True)
     assert is_embedded_model(embedded) and is_embedded_model(LLMConfig())
+    # any other local server is not the embedded model: the flag comes from serve_local().config() (issue 13)
+    assert not is_embedded_model(LLMConfig(endpoints=["http://127.0.0.1:8080"], server="llama_cpp_python"))
     assert OpenTagger(embedded).explanations is False
     remote = LLMConfig(endpoints=["https://my-endpoint.example/v1"])
     assert OpenTagger(remote).explanations is True

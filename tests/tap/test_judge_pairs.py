@@ -143,7 +143,8 @@ def test_responses_differ_by_candidate(fake_llm, cache_path):
     rows = gen.generate([{"prompt": "What is DNA?", "language": "en"}, {"prompt": "什么是DNA？", "language": "zh"}])
     texts = [r["text"] for r in rows[0]["responses"]]
     assert texts == ["answer at t=0.2 seed=0", "answer at t=0.6 seed=1", "answer at t=1.0 seed=2"]
-    assert [r["model"] for r in rows[0]["responses"]] == ["gemma-3-270m@t0.2", "gemma-3-270m@t0.6", "gemma-3-270m@t1"]
+    # a local fake server is not the embedded Gemma: rows name the model the server reported (issue 13)
+    assert [r["model"] for r in rows[0]["responses"]] == ["fake.gguf@t0.2", "fake.gguf@t0.6", "fake.gguf@t1"]
     assert rows[0]["responses"][0]["language"] == "en"
     # the base-model transcript has answer examples in the prompt's language and stops at a blank line
     zh_body = [b for b in fake.requests if "什么是DNA" in b["prompt"]][0]

@@ -164,5 +164,6 @@ def test_card_parameters_hold_no_secrets():
     config.responses = ResponseGenerationConfig(candidates=[ResponseCandidate(llm=other, temperature=0.7)])
     params = config.parameters()
     text = json.dumps(params)
-    assert "hf_xxx" not in text and "big-model at https://example.invalid" in text
+    # the model is named; neither its token nor its URL reaches a card (issues 13 and 17)
+    assert "hf_xxx" not in text and "big-model (chat route)" in text and "example.invalid" not in text
     assert params["language"] == "zh" and params["judge"]["aspects"][0] == "helpfulness"

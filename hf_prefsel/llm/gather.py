@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Sequence
 
-from ..llm import LLMClient, run_sync
-
-USAGE_KEYS = ("calls", "cache_hits", "prompt_tokens", "completion_tokens", "retries", "invalid_replies", "repairs", "failures")
+from .client import LLMClient, run_sync
+from .executor import USAGE_KEYS, usage_delta
 
 
 async def _gather(coros: Sequence[Awaitable[Any]], desc: str, progress: bool) -> list[Any]:
@@ -37,7 +36,7 @@ def gather(coros: Sequence[Awaitable[Any]], *, desc: str = "LLM", progress: bool
 
 
 class UsageMeter:
-    """The usage that several clients accrue between `start` and `stop` (clients are shared and keep counting)."""
+    """The usage several clients accrue from construction to `delta()` (clients are shared and keep counting)."""
 
     def __init__(self, clients: Sequence[LLMClient]):
         self.clients = list({id(c): c for c in clients}.values())
@@ -46,13 +45,11 @@ class UsageMeter:
     def delta(self) -> dict[str, int]:
         out = {k: 0 for k in USAGE_KEYS}
         for client, before in zip(self.clients, self._before):
-            now = client.usage.as_dict()
+            spent = usage_delta(before, client.usage.as_dict())
             for k in USAGE_KEYS:
-                out[k] += now[k] - before[k]
+                out[k] += spent[k]
         out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
         return out
 
 
-def add_usage(a: dict[str, int], b: dict[str, int]) -> dict[str, int]:
-    keys = dict.fromkeys([*a, *b])
-    return {k: a.get(k, 0) + b.get(k, 0) for k in keys}
+__all__ = ["UsageMeter", "gather"]

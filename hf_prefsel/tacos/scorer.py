@@ -9,6 +9,7 @@ Bradley–Terry), order swapping with a position-bias report, and a one-sample b
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from pydantic import BaseModel, Field
 from ..errors import ConfigError, MissingColumnError
 from ..llm import FewShotPrompt, LLMConfig, get_client
 from .cluster import cluster_members, column_values
+
+logger = logging.getLogger(__name__)
 
 DIMENSIONS = ("completeness", "clarity", "accuracy", "relevance", "explainability", "practicality", "safety")
 
@@ -249,9 +252,13 @@ class _JudgeBase:
         return [{c: values[c][k] for c in columns} for k in range(len(ds))]
 
     def _announce(self, calls: int) -> None:
+        """Log the planned calls (a library does not print); a budget too small for them is a warning."""
         budget = self.llm.max_calls
-        note = f" (budget: {budget} calls; judgements beyond it are recorded as failures)" if budget is not None and budget < calls else ""
-        print(f"{type(self).__name__}: {calls} judge calls planned{note}", flush=True)
+        if budget is not None and budget < calls:
+            logger.warning("%s: %d judge calls planned (budget: %d calls; judgements beyond it are recorded as failures)",
+                           type(self).__name__, calls, budget)
+        else:
+            logger.info("%s: %d judge calls planned", type(self).__name__, calls)
 
 
 class ComparativeScorer(_JudgeBase):

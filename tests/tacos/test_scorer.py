@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 
@@ -132,12 +133,15 @@ def test_bradley_terry_aggregation_and_passes(fault_server, cache_path, clustere
     assert scores[1] > scores[0]  # the longest response beats the shortest in its cluster
 
 
-def test_budget_is_respected(fault_server, cache_path, clustered, capsys):
+def test_budget_is_respected(fault_server, cache_path, clustered, capsys, caplog):
     server = fault_server(responder=_judge_by_length)
     scorer = ComparativeScorer(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path, max_calls=1))
-    out = scorer.score(clustered, progress=False)
+    with caplog.at_level(logging.WARNING, logger="hf_prefsel.tacos.scorer"):
+        out = scorer.score(clustered, progress=False)
     assert server.generation_requests == 1
-    assert "judge calls planned (budget: 1 calls" in capsys.readouterr().out
+    warned = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == "hf_prefsel.tacos.scorer"]
+    assert len(warned) == 1 and "judge calls planned (budget: 1 calls" in warned[0].getMessage()
+    assert capsys.readouterr().out == ""  # the library logs, it does not print
     assert sum(not math.isnan(s) for s in out["score"]) == 2
 
 

@@ -12,6 +12,7 @@ import httpx
 
 from ..errors import DependencyError, EndpointError
 from .config import LLMConfig, bearer_token
+from .retry import HTTPStatusError
 from .structured import chat_response_format, completion_schema_fields, gbnf_grammar
 
 
@@ -23,40 +24,6 @@ class Reply:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cached: bool = False
-
-
-class HTTPStatusError(EndpointError):
-    """An endpoint answered with an HTTP error status."""
-
-    def __init__(self, status: int, url: str, body: str):
-        self.status = status
-        super().__init__(f"{url} answered HTTP {status}: {body[:300]}")
-
-
-def _status_of(exc: BaseException) -> int | None:
-    if isinstance(exc, HTTPStatusError):
-        return exc.status
-    response = getattr(exc, "response", None)
-    return getattr(response, "status_code", None)
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """429, 5xx, 408, timeouts and connection-level failures are worth retrying; other errors are not."""
-    status = _status_of(exc)
-    if status is not None:
-        return status in (408, 429) or status >= 500
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, ConnectionError, httpx.TransportError)):
-        return True
-    name = type(exc).__name__
-    module = type(exc).__module__ or ""
-    return name == "InferenceTimeoutError" or (module.startswith("httpx") and name.endswith(("Error", "Timeout")))
-
-
-def is_connection_failure(exc: BaseException) -> bool:
-    """The endpoint could not be reached at all (as opposed to answering with an error)."""
-    if _status_of(exc) is not None:
-        return False
-    return is_retryable(exc)
 
 
 # The request field of a repetition penalty per server. The client asks with the generic key `repetition_penalty`;
@@ -77,6 +44,12 @@ class Backend:
     def __init__(self) -> None:
         self.in_flight = 0
         self.recent: frozenset[str] = frozenset()
+        self.slots: int | None = None  # requests the server says it decodes at once (`prepare` asks)
+
+    @property
+    def queues(self) -> bool:
+        """Whether the server queues requests beyond its slots (llama.cpp) rather than refusing them (TGI: 429)."""
+        return self.server in ("llama_cpp", "llama_cpp_python")
 
     def remember(self, keys: Any) -> None:
         """Record the prompt (exact key and prefix key) just sent, which this server will have cached."""
@@ -84,6 +57,9 @@ class Backend:
 
     async def prepare(self) -> None:
         """Learn what the server is (its structured-output dialect, its model id)."""
+
+    def forget_probe(self) -> None:
+        """Probe again before the next request: the server may serve another model by now."""
 
     def repetition_penalty_field(self, route: str) -> str | None:
         """The field that carries a repetition penalty on `route` ("chat" or "completion"), None if there is none."""
@@ -140,7 +116,7 @@ class HTTPBackend(Backend):
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             self._http = httpx.AsyncClient(
-                headers=self._headers(), timeout=httpx.Timeout(self.config.timeout, connect=min(10.0, self.config.timeout))
+                headers=self._headers(), timeout=httpx.Timeout(self.config.timeout, connect=self.config.connect_timeout)
             )
         return self._http
 
@@ -168,7 +144,11 @@ class HTTPBackend(Backend):
                 return
             if self.server == "auto" or self.config.model is None:
                 await self._detect()
+            await self._probe_slots()
             self._prepared = True
+
+    def forget_probe(self) -> None:
+        self._prepared = False
 
     async def _detect(self) -> None:
         info = await self.http.get(f"{self.url}/info")
@@ -176,18 +156,35 @@ class HTTPBackend(Backend):
             if self.server == "auto":
                 self.server = "tgi"
             self.model_id = self.config.model or _json_or_empty(info)["model_id"]
+            self.slots = _positive_int(_json_or_empty(info).get("max_concurrent_requests"))
             return
         if info.status_code >= 500:
-            raise HTTPStatusError(info.status_code, f"{self.url}/info", info.text)
+            raise HTTPStatusError(info.status_code, f"{self.url}/info", info.text, secrets=[bearer_token(self.config)])
         models = await self.http.get(f"{self.url}/v1/models")
         if models.status_code >= 400:
-            raise HTTPStatusError(models.status_code, f"{self.url}/v1/models", models.text)
+            raise HTTPStatusError(models.status_code, f"{self.url}/v1/models", models.text, secrets=[bearer_token(self.config)])
         data = (_json_or_empty(models).get("data") or [{}])[0]
         owner = str(data.get("owned_by", ""))
         if self.server == "auto":
             self.server = {"me": "llama_cpp_python", "llamacpp": "llama_cpp", "vllm": "vllm"}.get(owner, "openai")
         if self.config.model is None and data.get("id"):
             self.model_id = os.path.basename(str(data["id"]))
+
+    async def _probe_slots(self) -> None:
+        """Ask how many requests the server takes at once, where it says: TGI's `/info` (`max_concurrent_requests`),
+        llama.cpp's `/props` (`total_slots`); llama-cpp-python's server answers one at a time."""
+        if self.server == "llama_cpp_python":
+            self.slots = 1
+            return
+        if self.slots is not None or self.server not in ("tgi", "llama_cpp"):
+            return
+        route, key = ("/info", "max_concurrent_requests") if self.server == "tgi" else ("/props", "total_slots")
+        try:
+            response = await self.http.get(f"{self.url}{route}")
+        except httpx.HTTPError:
+            return  # not reported: the client finds the limit by measuring
+        if response.status_code == 200:
+            self.slots = _positive_int(_json_or_empty(response).get(key))
 
     async def chat(self, messages: list[dict[str, str]], params: dict[str, Any], schema: dict | None) -> Reply:
         kwargs = self._native(params, "chat")
@@ -216,7 +213,7 @@ class HTTPBackend(Backend):
             body["model"] = self.config.model
         response = await self.http.post(f"{self.url}{route}", json=body)
         if response.status_code >= 400:
-            raise HTTPStatusError(response.status_code, f"{self.url}{route}", response.text)
+            raise HTTPStatusError(response.status_code, f"{self.url}{route}", response.text, secrets=[bearer_token(self.config)])
         data = response.json()
         usage = data.get("usage") or {}
         choice = data["choices"][0]
@@ -274,7 +271,7 @@ class HTTPBackend(Backend):
             parameters["grammar"] = {"type": "json", "value": schema}
         response = await self.http.post(f"{self.url}/generate", json={"inputs": prompt, "parameters": parameters})
         if response.status_code >= 400:
-            raise HTTPStatusError(response.status_code, f"{self.url}/generate", response.text)
+            raise HTTPStatusError(response.status_code, f"{self.url}/generate", response.text, secrets=[bearer_token(self.config)])
         data = response.json()
         details = data.get("details") or {}
         return Reply(
@@ -301,6 +298,10 @@ def _hub_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.is_offline_mode())
+
+
+def _positive_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _json_or_empty(response: httpx.Response) -> dict[str, Any]:

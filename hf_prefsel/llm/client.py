@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import logging
 import os
-import random
 import threading
+import uuid
 from dataclasses import dataclass
 from typing import Any, Coroutine, Generic, Sequence, TypeVar
 
-from ..errors import BudgetExceededError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError
-from .backends import Backend, HTTPBackend, LocalBackend, Reply, is_connection_failure, is_retryable
+from ..errors import (
+    BudgetExceededError, EndpointAccessError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError,
+)
+from .backends import Backend, HTTPBackend, HTTPStatusError, LocalBackend, Reply
 from .cache import CachedReply, RequestCache, request_key
+from .concurrency import ReplicaLimit, is_overload, reported_limit
 from .config import LLMConfig, bearer_token, default_cache_path
+from .redact import error_text, redact
+from .retry import NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_connection_failure, is_retryable
 from .prompt import (
     FewShotPrompt,
     Message,
@@ -38,6 +44,9 @@ T = TypeVar("T")
 # re-asks (greedy, then resampled) parsed 10, 3 with 3-6 distinct tags, in 18 calls, 484 tokens and 79.6 s.
 REPAIR_REPETITION_PENALTY = 1.3
 
+# Errors that end the whole run rather than one row: every other request would fail the same way.
+_RUN_FATAL = (EndpointUnavailableError, EndpointAccessError)
+
 _REPAIR_MESSAGE = (
     "That reply was not valid: {error}. Answer again with only the JSON value, matching the required format exactly."
 )
@@ -45,11 +54,16 @@ _REPAIR_MESSAGE = (
 
 @dataclass
 class Result(Generic[T]):
-    """The outcome of one structured request: a validated `value`, or an `error` saying why not."""
+    """The outcome of one structured request: a validated `value`, or an `error` saying why not.
+
+    `transient` marks errors of the request rather than of the answer (an endpoint error, a spent budget): a rerun
+    may succeed, so such a result must not be kept as final (`LLMMapper` records it in the request cache).
+    """
 
     value: T | None = None
     error: str | None = None
     raw: str | None = None
+    transient: bool = False
 
     @property
     def ok(self) -> bool:
@@ -61,7 +75,7 @@ class LLMClient:
 
     Every paid reply goes into a persistent cache first, so a rerun (or a resumed run after a
     crash or Ctrl-C) pays only for what is missing. Requests are spread over replicas,
-    at most `max_concurrency` at a time, retried with exponential backoff on transient
+    each replica taking what its server can (`concurrency.ReplicaLimit`, at most `max_concurrency` in all), retried with exponential backoff on transient
     errors, and bounded by `timeout` each.
 
     Args:
@@ -83,9 +97,13 @@ class LLMClient:
         if self.config.cache:
             self._cache = RequestCache(self.config.cache_path or default_cache_path())
         self._backends: list[Backend] | None = None
-        self._semaphore: asyncio.Semaphore | None = None
+        self._limits: list[ReplicaLimit] = []
+        self._total: asyncio.Semaphore | None = None  # the explicit cap over all replicas
+        self._waiters: collections.deque[tuple[asyncio.Future, set[int]]] = collections.deque()
+        self._woken = 0  # waiters woken that have not taken their room yet
         self._rr = 0
         self._down_until: dict[int, float] = {}
+        self._probe_failures: dict[Backend, float] = {}  # loop time of each replica's last failed probe
 
     def __repr__(self) -> str:
         return f"LLMClient({self.config!r})"
@@ -98,32 +116,102 @@ class LLMClient:
                 self._backends = [LocalBackend(self.config)]
             else:
                 self._backends = [HTTPBackend(url, self.config) for url in self.config.endpoints]
+            # the embedded model runs one call at a time; more in flight would only queue on its lock
+            cap = 1 if self.config.is_local else self.config.max_concurrency
+            self._limits = [ReplicaLimit(cap=cap) for _ in self._backends]
         return self._backends
 
-    def _pick(self, avoid: set[int], warm: Sequence[str] = ()) -> int:
-        """The replica for the next request, skipping ones that just failed to connect.
+    def replica_limits(self) -> list[int]:
+        """Requests each replica may have in flight now (what its server reported, or what was measured)."""
+        return [limit.limit for limit in self._limits] if self.backends else []
 
-        Load first: an idle replica is always used if there is one. Then prompt-cache warmth
+    def _candidates(self, avoid: set[int]) -> list[int]:
+        """Replicas that did not just fail to connect (all of them if none is left)."""
+        loop_time = asyncio.get_running_loop().time()
+        candidates = [i for i in range(len(self.backends)) if i not in avoid and self._down_until.get(i, 0) <= loop_time]
+        return candidates or list(range(len(self.backends)))
+
+    def _note_slots(self) -> None:
+        """Adopt what prepared replicas reported about their capacity, once each."""
+        for i, (backend, limit) in enumerate(zip(self.backends, self._limits)):
+            if backend.slots is not None and limit.reported is None:
+                limit.report(reported_limit(backend.slots, queues=backend.queues))
+                self._wake(i)
+
+    async def _acquire(self, avoid: set[int], warm: Sequence[str]) -> int:
+        """Wait for room on a replica (first come, first served), take it and return the replica's index."""
+        if self._total is None and self.config.max_concurrency is not None and not self.config.is_local:
+            self._total = asyncio.Semaphore(self.config.max_concurrency)
+        if self._total is not None:
+            await self._total.acquire()
+        try:
+            self._note_slots()
+            while (index := self._pick(avoid, warm)) is None:
+                future = asyncio.get_running_loop().create_future()
+                self._waiters.append((future, avoid))
+                try:
+                    await future
+                finally:
+                    if future.done() and not future.cancelled():
+                        self._woken -= 1
+        except BaseException:
+            if self._total is not None:
+                self._total.release()
+            raise
+        self.backends[index].in_flight += 1
+        return index
+
+    def _release(self, index: int) -> None:
+        self.backends[index].in_flight -= 1
+        if self._total is not None:
+            self._total.release()
+        self._wake(index)
+
+    def _wake(self, index: int) -> None:
+        """Wake as many waiting requests as replica `index` has room for, in arrival order, among those that may use
+        it. A woken request picks again and may find the room taken by a newer one; it then waits again."""
+        room = self._limits[index].limit - self.backends[index].in_flight
+        kept: collections.deque[tuple[asyncio.Future, set[int]]] = collections.deque()
+        while self._waiters:
+            future, avoid = self._waiters.popleft()
+            if future.done():
+                continue
+            if room > 0 and index in self._candidates(avoid):
+                future.set_result(None)
+                self._woken += 1
+                room -= 1
+            else:
+                kept.append((future, avoid))
+        self._waiters = kept
+
+    def _pick(self, avoid: set[int], warm: Sequence[str] = ()) -> int | None:
+        """The replica for the next request among those with room (None if all are full), skipping ones that just
+        failed to connect.
+
+        Load first, relative to each replica's limit: an idle replica is always used if there is one. Then prompt-cache warmth
         (`prefix_reuse`): prefer the replica whose last prompt was this very prompt (a repair:
         all of it is cached), then one whose last prompt had the same few-shot prefix (servers
         reuse the prefix of the prompt they last saw). When every replica is busy, a warm one may
         take one more queued request than the least busy, which keeps interleaved prompt families
         on their own replicas without ever leaving a replica idle. Round-robin among the rest.
         """
-        loop_time = asyncio.get_running_loop().time()
-        candidates = [i for i in range(len(self.backends)) if i not in avoid and self._down_until.get(i, 0) <= loop_time]
+        candidates = [i for i in self._candidates(avoid) if self.backends[i].in_flight < self._limits[i].limit]
         if not candidates:
-            candidates = list(range(len(self.backends)))
+            return None
         self._rr += 1
-        least = min(self.backends[i].in_flight for i in candidates)
+
+        def load(i: int, less: int = 0) -> float:
+            return (self.backends[i].in_flight - less) / self._limits[i].limit
+
+        least = min(load(i) for i in candidates)
         slack = 1 if least > 0 else 0
-        pool = [i for i in candidates if self.backends[i].in_flight == least]
+        pool = [i for i in candidates if load(i) == least]
         if self.config.prefix_reuse:
-            near = [i for i in candidates if self.backends[i].in_flight <= least + slack]
+            near = [i for i in candidates if load(i, slack) <= least]
             for key in warm:
                 hot = [i for i in near if key in self.backends[i].recent]
                 if hot:
-                    pool = [i for i in hot if self.backends[i].in_flight == min(self.backends[j].in_flight for j in hot)]
+                    pool = [i for i in hot if load(i) == min(load(j) for j in hot)]
                     break
         return min(pool, key=lambda i: (i - self._rr) % len(self.backends))
 
@@ -202,9 +290,6 @@ class LLMClient:
             `EndpointError`: a replica rejected the request (e.g. HTTP 400: prompt too long).
             `BudgetExceededError`: the call or token budget is spent.
         """
-        if self._semaphore is None:
-            # the embedded model runs one call at a time; more in flight would only queue on its lock
-            self._semaphore = asyncio.Semaphore(1 if self.config.is_local else self.config.max_concurrency)
         params = self._params(overrides, single_line=single_line and schema is None)
         prefill = self._prefill(messages, schema, single_line)
         first = self.backends[0]
@@ -222,58 +307,115 @@ class LLMClient:
         avoid: set[int] = set()
         last: BaseException | None = None
         warm = (key, prefix_key(messages))
+        started: float | None = None  # the deadline counts from the first attempt, not from waiting for a slot
+        deadline_hit = False
         for attempt in range(self.config.max_retries + 1):
-            async with self._semaphore:
-                index = self._pick(avoid, warm)
-                backend = self.backends[index]
+            index = await self._acquire(avoid, warm)
+            started = asyncio.get_running_loop().time() if started is None else started
+            backend, limit = self.backends[index], self._limits[index]
+            sent, outcome, tokens = limit.sent(backend.in_flight), "other", 0
+            try:
                 self.budget.reserve()
-                backend.remember(warm)
-                backend.in_flight += 1
-                try:
-                    await self._prepare(backend)
-                    send = self._send(backend, messages, params, schema, prefill)
-                    # an in-process model cannot be interrupted, so a timeout would only duplicate work
-                    reply = await (send if self.config.is_local else asyncio.wait_for(send, self.config.timeout))
-                    if prefill:
-                        reply.text = prefill + reply.text
-                except Exception as exc:  # classified below
-                    self.usage.add(calls=1)
-                    last = exc
-                    if not is_retryable(exc):
-                        raise EndpointError(f"{backend.name} rejected the request: {exc}") from exc
-                    if is_connection_failure(exc):
-                        avoid.add(index)
-                        self._down_until[index] = asyncio.get_running_loop().time() + 5.0
-                else:
-                    self.usage.add(calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
-                    if self._cache is not None:
-                        self._cache.put(key, CachedReply(reply.text, reply.prompt_tokens, reply.completion_tokens))
-                    return reply
-                finally:
-                    backend.in_flight -= 1
-                    self.budget.release()
+            except BaseException:
+                self._release(index)
+                raise
+            backend.remember(warm)
+            try:
+                await self._prepare(backend, strict=True)
+                self._note_slots()
+                send = self._send(backend, messages, params, schema, prefill)
+                # an in-process model cannot be interrupted, so a timeout would only duplicate work
+                reply = await (send if self.config.is_local else self._within(send, backend, started))
+                if prefill:
+                    reply.text = prefill + reply.text
+            except Exception as exc:  # classified below
+                self.usage.add(calls=1)
+                last = exc
+                outcome = "overload" if is_overload(exc) else "other"
+                if is_access_refusal(exc):
+                    raise access_error(backend.name, exc, self._secrets) from exc
+                if not is_retryable(exc):
+                    raise self._rejected(backend, exc) from exc
+                if is_connection_failure(exc):
+                    avoid.add(index)
+                    self._down_until[index] = asyncio.get_running_loop().time() + 5.0
+            else:
+                outcome, tokens = "ok", reply.completion_tokens
+                self.usage.add(calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
+                if self._cache is not None:
+                    self._cache.put(key, CachedReply(reply.text, reply.prompt_tokens, reply.completion_tokens))
+                return reply
+            finally:
+                self.budget.release()
+                # the load is what is in flight plus what waits for room (woken waiters have not counted yet)
+                limit.done(sent, outcome, tokens, backend.in_flight + len(self._waiters) + self._woken)
+                self._release(index)
             if attempt < self.config.max_retries:
+                delay = backoff_delay(self.config.backoff, attempt)
+                if self._time_left(started) is not None and self._time_left(started) <= delay:
+                    deadline_hit = True
+                    break
                 self.usage.add(retries=1)
-                delay = min(20.0, self.config.backoff * 2**attempt) * random.uniform(0.75, 1.25)
                 logger.info("Retrying after %s (attempt %d, waiting %.1fs)", type(last).__name__, attempt + 1, delay)
                 await asyncio.sleep(delay)
+        elapsed = asyncio.get_running_loop().time() - (started or 0.0)
         where = ", ".join(b.name for b in self.backends)
-        if last is not None and is_connection_failure(last):
-            raise EndpointUnavailableError(
-                f"Could not reach {where} after {self.config.max_retries + 1} attempts ({type(last).__name__}: {last}). "
-                "Check that the server is running and the URL is right, or leave `endpoints` empty to use the embedded model."
-            ) from last
-        raise EndpointError(
-            f"{where} kept failing after {self.config.max_retries + 1} attempts: {type(last).__name__}: {last}"
-        ) from last
+        raise final_error(where, attempt + 1, elapsed, last, deadline_hit=deadline_hit, secrets=self._secrets) from last
 
-    async def _prepare(self, backend: Backend) -> None:
+    @property
+    def _secrets(self) -> list[str | None]:
+        """Values to cut from any error text: the configured token, whatever its shape."""
+        return [bearer_token(self.config)]
+
+    def _rejected(self, backend: Backend, exc: BaseException) -> EndpointError:
+        """The error of a request a replica refused for itself (400: prompt too long, 422: bad parameters)."""
+        if isinstance(exc, HTTPStatusError):  # its message names the URL and route already
+            return EndpointError(redact(exc, secrets=self._secrets))
+        return EndpointError(f"{backend.name} rejected the request: {error_text(exc, secrets=self._secrets)}")
+
+    def _time_left(self, started: float) -> float | None:
+        """Seconds left of the request's `deadline` (None: no deadline)."""
+        if self.config.deadline is None:
+            return None
+        return self.config.deadline - (asyncio.get_running_loop().time() - started)
+
+    async def _within(self, send: Coroutine[Any, Any, Reply], backend: Backend, started: float) -> Reply:
+        """`send`, bounded by `timeout` and by what is left of the request's `deadline`."""
+        left = self._time_left(started)
+        limit = self.config.timeout if left is None else max(0.001, min(self.config.timeout, left))
         try:
-            await asyncio.wait_for(backend.prepare(), self.config.timeout)
+            return await asyncio.wait_for(send, limit)
+        except TimeoutError:
+            raise NoAnswer(backend.name, round(limit, 3), "request") from None
+
+    async def _prepare(self, backend: Backend, *, strict: bool = False) -> None:
+        """Probe `backend` (dialect, model id, capacity) within `connect_timeout`: a healthy server answers at once.
+
+        A transient probe failure is remembered for `connect_timeout` seconds. Lenient callers (the dialect and the
+        cache key, looked up before the first attempt) then go on with the defaults without waiting again; an attempt
+        (`strict`) probes again and fails with the error, so a silent server costs `connect_timeout` per attempt.
+        401/403/404 raise `EndpointAccessError` at once.
+        """
+        loop = asyncio.get_running_loop()
+        failed = self._probe_failures.get(backend)
+        if not strict and failed is not None and loop.time() - failed < self.config.connect_timeout:
+            return
+        try:
+            await asyncio.wait_for(backend.prepare(), self.config.connect_timeout)
+        except TimeoutError:
+            error: BaseException = NoAnswer(backend.name, self.config.connect_timeout, "server probe")
         except Exception as exc:
-            if is_retryable(exc):
-                return  # probing failed; the real request will retry and report it
-            raise
+            if is_access_refusal(exc):
+                raise access_error(backend.name, exc, self._secrets) from exc
+            if not is_retryable(exc):
+                raise
+            error = exc
+        else:
+            self._probe_failures.pop(backend, None)
+            return
+        self._probe_failures[backend] = loop.time()
+        if strict:
+            raise error
 
     async def _send(
         self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None, prefill: str
@@ -333,12 +475,12 @@ class LLMClient:
                 reply = await self.generate(
                     current, schema=schema if constrained else None, overrides=sampling, single_line=single_line
                 )
-            except EndpointUnavailableError:
+            except _RUN_FATAL:
                 self.usage.add(failures=1)
                 raise
             except (EndpointError, BudgetExceededError) as exc:
                 self.usage.add(failures=1)
-                return Result(error=f"{type(exc).__name__}: {exc}", raw=raw)
+                return Result(error=error_text(exc, secrets=self._secrets), raw=raw, transient=True)
             raw = reply.text
             try:
                 return Result(value=parse_reply(reply.text, output_type), raw=raw)
@@ -392,12 +534,12 @@ class LLMClient:
         results: list[Result[T] | None] = [None] * len(queries)
         try:
             reply = await self.generate(messages, schema=schema, overrides=sampling, single_line=answers_single_line(messages))
-        except EndpointUnavailableError:
+        except _RUN_FATAL:
             self.usage.add(failures=1)
             raise
         except (EndpointError, BudgetExceededError) as exc:
             self.usage.add(failures=len(queries))
-            return [Result(error=f"{type(exc).__name__}: {exc}") for _ in queries]
+            return [Result(error=error_text(exc, secrets=self._secrets), transient=True) for _ in queries]
         try:
             obj = extract_json(reply.text)
         except StructuredOutputError:
@@ -429,12 +571,12 @@ class LLMClient:
         """
         try:
             reply = await self.generate(messages, overrides=overrides)
-        except EndpointUnavailableError:
+        except _RUN_FATAL:
             self.usage.add(failures=1)
             raise
         except (EndpointError, BudgetExceededError) as exc:
             self.usage.add(failures=1)
-            return Result(error=f"{type(exc).__name__}: {exc}")
+            return Result(error=error_text(exc, secrets=self._secrets), transient=True)
         text = reply.text.strip()
         if not text:
             self.usage.add(failures=1)
@@ -512,6 +654,32 @@ class LLMClient:
     ) -> list[Result[T]]:
         """Blocking `structured_rows`: several queries per request, invalid rows re-asked one by one."""
         return run_sync(self.structured_rows(prompt, queries, output_type, rows_per_call=rows_per_call, overrides=overrides))
+
+    # -- what makes results repeatable ------------------------------------------------------------------------
+    def result_identity(self) -> str:
+        """What decides this client's results besides its config: the model each replica serves now and the
+        request cache's failure record (`RequestCache.identity`).
+
+        Replicas are asked again, so a model swapped behind a URL is noticed. When that cannot be known (a replica
+        does not answer the probe, or there is no request cache to hold failures), the identity is random: results
+        that cannot be identified must not be reused.
+        """
+
+        async def served() -> list[str | None]:
+            for backend in self.backends:
+                backend.forget_probe()
+            await asyncio.gather(*(self._prepare(b) for b in self.backends))
+            return [None if b in self._probe_failures else b.model_id for b in self.backends]
+
+        models = run_sync(served())
+        if self._cache is None or None in models:
+            return f"unrepeatable:{uuid.uuid4().hex}"
+        return json.dumps({"models": models, "cache": self._cache.identity()})
+
+    def note_failures(self, count: int) -> None:
+        """Record in the request cache that `count` requests failed transiently, which changes `result_identity`."""
+        if self._cache is not None and count > 0:
+            self._cache.note_failures(count)
 
     def close(self) -> None:
         """Close HTTP connections and the cache file."""

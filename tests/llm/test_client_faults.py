@@ -57,7 +57,7 @@ def test_dead_endpoint_fails_fast_with_clear_error(cache_path):
     url = f"http://127.0.0.1:{free_port()}"
     client = make_client([url], cache_path, max_retries=2)
     start = time.monotonic()
-    with pytest.raises(EndpointUnavailableError, match="Could not reach"):
+    with pytest.raises(EndpointUnavailableError, match="could not be reached after 3 attempts"):
         client.run_structured(prompts(2), IntentTags)
     assert time.monotonic() - start < 10
 
@@ -101,7 +101,8 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     assert client.usage.invalid_replies == 1 and client.usage.repairs == 1
     # llama-cpp-python dialect, constrain="auto" -> "repair": free first, then free again with a repetition penalty
     first, repair = server.requests
-    assert "grammar" not in first and first["temperature"] == 0.0 and "repeat_penalty" not in first
+    # the penalty is always sent (1.0 = none), so the reply never depends on the server's own default (1.1 here)
+    assert "grammar" not in first and first["temperature"] == 0.0 and first["repeat_penalty"] == 1.0
     assert "grammar" not in repair and repair["temperature"] == 0.0 and repair["repeat_penalty"] == 1.3
 
     server.plan = [("garbage",)] * 3
@@ -114,14 +115,14 @@ def test_garbage_output_is_repaired_then_counted(fault_server, cache_path):
     *_, penalised, constrained = server.requests
     assert "grammar" not in penalised and penalised["repeat_penalty"] == 1.3
     assert "grammar" in constrained and constrained["temperature"] == 0.0 and "seed" not in constrained
-    assert "repeat_penalty" not in constrained
+    assert constrained["repeat_penalty"] == 1.0
 
 
 @pytest.mark.parametrize(
     ("owned_by", "route", "attempts", "ladder"),
     [
         # a longer ladder: free re-asks with the penalty (resampled after the first), the grammar last
-        ("me", "completion", 3, [("free", None, None), ("free", 1.3, None), ("free", 1.3, 1001), ("grammar", None, None)]),
+        ("me", "completion", 3, [("free", 1.0, None), ("free", 1.3, None), ("free", 1.3, 1001), ("grammar", 1.0, None)]),
         # a server without a repetition penalty (OpenAI's API): grammar re-asks, greedy then resampled
         ("someone", "chat", 2, [("free", None, None), ("grammar", None, None), ("grammar", None, 1001)]),
     ],
@@ -230,7 +231,7 @@ def test_chat_route_sends_messages_and_repairs_with_feedback(fault_server, cache
     server.plan = [("garbage",)] * 2
     [result] = client.run_structured([TAGGING_PROMPT.messages("Another query")], IntentTags)
     constrained = server.requests[-1]
-    assert result.ok and "repeat_penalty" not in constrained and "not valid" in constrained["messages"][-1]["content"]
+    assert result.ok and constrained["repeat_penalty"] == 1.0 and "not valid" in constrained["messages"][-1]["content"]
     assert constrained["response_format"] == {"type": "json_object", "schema": constrained["response_format"]["schema"]}
 
 
@@ -261,9 +262,10 @@ def test_repair_penalty_in_each_servers_field(fault_server, cache_path, server_k
     [result] = client.run_structured(prompts(1), IntentTags)
     assert result.ok, result.error
     first, repair = (r.get("parameters", r) for r in server.requests)
-    assert all(key not in first for key in ("repeat_penalty", "repetition_penalty"))
-    sent = {key: repair[key] for key in ("repeat_penalty", "repetition_penalty") if repair.get(key) is not None}
-    assert sent == ({field: 1.3} if field else {})
+    # every request carries the penalty in the server's field (1.0 = none unless repairing), where it has one
+    for request, penalty in ((first, 1.0), (repair, 1.3)):
+        sent = {key: request[key] for key in ("repeat_penalty", "repetition_penalty") if request.get(key) is not None}
+        assert sent == ({field: penalty} if field else {})
 
 
 def test_rejects_bad_config():

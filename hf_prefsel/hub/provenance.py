@@ -33,7 +33,7 @@ _SECRET_KEY_RE = re.compile(
 _SECRET_VALUE_RE = re.compile(
     r"(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_\-]{16,}|api_org_[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9._\-]{10,})"
 )
-_URL_RE = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"`<>()\[\],;]+")
+_URL_RE = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"`<>(),;]+")
 _BARE_HOST_RE = re.compile(r"(?<![\w.:/-])(localhost|\d{1,3}(?:\.\d{1,3}){3})(:\d{1,5})?(?![\w.-])", re.IGNORECASE)
 # An absolute path (POSIX, home-relative or Windows) standing as a word of its own, not the path part of a URL.
 _ABS_PATH_RE = re.compile(r"(?<![\w.:/\\-])(~?/[^\s'\"`<>()\[\],;:]+|[A-Za-z]:\\[^\s'\"`<>()\[\],;]+)")

@@ -209,3 +209,66 @@ def test_save_dataset_unknown_extension(tmp_path, ds):
     with pytest.raises(ConfigError, match=r"'\.csv'.*\.jsonl.*\.json.*\.parquet.*directory"):
         save_dataset(ds, tmp_path / "out.csv")
     assert list(tmp_path.iterdir()) == []
+
+
+# ---------------------------------------------------------------------- fit to publish
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("gemma-3-270m at http://127.0.0.1:8080/v1", "gemma-3-270m at <local endpoint>"),
+        ("gemma (llama.cpp, 127.0.0.1)", "gemma (llama.cpp, <local endpoint>)"),
+        ("http://localhost:8000", "<local endpoint>"),
+        ("http://192.168.1.20:8000/v1, http://10.0.0.3", "<local endpoint>, <local endpoint>"),
+        ("http://gpu-box:8000/v1", "<local endpoint>"),
+        ("http://[::1]:8080", "<local endpoint>"),
+        ("https://api.example.com/v1", "https://api.example.com/v1"),
+        ("Qwen/Qwen2.5-7B-Instruct at https://router.huggingface.co/v1",
+         "Qwen/Qwen2.5-7B-Instruct at https://router.huggingface.co/v1"),
+        ("/work/shared/data/x.jsonl", "x.jsonl"),
+        ("model /tmp/models/gemma.gguf loaded", "model gemma.gguf loaded"),
+        ("~/data/lima.jsonl", "lima.jsonl"),
+        ("C:\\Users\\me\\data\\lima.jsonl", "lima.jsonl"),
+        ("/v1/chat/completions", "/v1/chat/completions"),  # a route, not a file of this machine
+        ("hf://datasets/user/name", "hf://datasets/user/name"),
+        ("a 1.5 ratio with 2 steps", "a 1.5 ratio with 2 steps"),
+    ],
+)
+def test_publishable_text(text, expected):
+    from hf_prefsel.hub.provenance import publishable_text
+
+    assert publishable_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ("tatsu-lab/alpaca", "tatsu-lab/alpaca"),
+        ("/work/shared/data/instructions/lima_train_1k.jsonl", "lima_train_1k.jsonl"),
+        ("data/lima.jsonl", "lima.jsonl"),
+        ("./lima.jsonl", "lima.jsonl"),
+        ("/data/a.jsonl /data/b.jsonl", "a.jsonl b.jsonl"),
+        ("taxonomy default", "taxonomy default"),
+    ],
+)
+def test_source_is_named_without_this_machine(source, expected):
+    assert Provenance(method="PD", source=source).to_dict()["source"] == expected
+
+
+def test_card_has_no_null_fields_and_valid_tags(ds):
+    prov = Provenance(method="Open intent tagging (TACOS stage A)", parameters={"lora": None, "seed": 0})
+    meta, body = _meta_and_body(str(build_dataset_card(ds, prov)))
+    assert "null" not in str(build_dataset_card(ds, prov)).split("---")[1]
+    assert "selection_budget" not in meta["hf_prefsel"] and "model" not in meta["hf_prefsel"]
+    assert meta["hf_prefsel"]["parameters"] == {"seed": 0}
+    assert meta["tags"] == ["hf-prefsel", "open-intent-tagging-tacos-stage-a"]
+    assert "Selection budget" not in body and "Model / endpoint" not in body
+    assert Provenance.from_dict(meta["hf_prefsel"]).selection_budget is None  # still reads back
+
+
+def test_the_card_template_ships_with_the_package():
+    from hf_prefsel.hub.card import ARTIFACT_CARD_TEMPLATE, DATASET_CARD_TEMPLATE
+
+    assert DATASET_CARD_TEMPLATE.is_file() and ARTIFACT_CARD_TEMPLATE.is_file()
+    assert DATASET_CARD_TEMPLATE.read_text().startswith("---\n{{ card_data }}\n---")

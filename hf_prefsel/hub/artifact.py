@@ -362,6 +362,8 @@ class Artifact:
             `str`: the URL of the commit.
 
         Raises:
+            [`HubPushError`]: the Hub refused the push (a wrong or read-only token, another user's namespace); one
+                line saying what to do, never quoting the token.
             [`HubUnavailableError`]: the Hub could not be reached.
         """
         check_repo_type(repo_type)

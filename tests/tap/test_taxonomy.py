@@ -93,7 +93,6 @@ def test_file_errors(tmp_path):
 
 def test_load_folder_by_artifact_type(tmp_path, tiny_taxonomy):
     """A saved folder is recognised by its artifact type: a taxonomy loads, any other artifact is refused by name."""
-    from hf_prefsel.hub import Artifact
 
     class WordList(Artifact):
         artifact_type = "test_word_list"
@@ -245,6 +244,15 @@ def test_from_knowledge_tree(tmp_path):
     # a saved knowledge tree folder loads as a taxonomy directly (what `--taxonomy PATH` does)
     tree.save_pretrained(tmp_path / "tree")
     assert Taxonomy.load(str(tmp_path / "tree")) == Taxonomy.from_knowledge_tree(tree, name="tree")
+
+
+def test_from_dataset_missing_column_is_typed():
+    from datasets import Dataset
+
+    from hf_prefsel.errors import MissingColumnError
+
+    with pytest.raises(MissingColumnError, match="'subcategory' is missing"):
+        Taxonomy.from_dataset(Dataset.from_dict({"category": ["a"]}), ["category", "subcategory"])
 
 
 def test_from_tagged_dataset_real_alignbench_labels(read_shared):

@@ -213,9 +213,10 @@ def print_summary(result: Any) -> None:
 
 
 def failed_exit(result: Any, args: argparse.Namespace) -> int:
-    """0, or 1 when the share of failed rows reaches `--max-failed-share` (said on stderr)."""
-    counts = result.report.counts
-    rows, failed = counts.get("rows_in", 0), counts.get("failed_rows", 0)
+    """0, or 1 when the share of failed rows reaches `--max-failed-share` (said on stderr). `result` is a
+    `MethodResult` or a `RunReport`."""
+    counts = getattr(result, "report", result).counts
+    rows, failed = counts.get("rows_in") or counts.get("responses", 0), counts.get("failed_rows", 0)
     if rows and failed and failed / rows >= args.max_failed_share:
         print(f"error: {failed} of {rows} rows failed (see the *_error column of the output); exit status 1. "
               "Check the endpoint and rerun: rows already answered are served from the request cache.", file=sys.stderr)

@@ -7,10 +7,13 @@ Stages: taxonomy → prompts per leaf (filtered, topped up to quota) → several
 from __future__ import annotations
 
 import argparse
-import os
 import time
+from typing import Any
 
-from .common import add_llm_arguments, add_output_arguments, endpoint_token, llm_from_args
+from .common import (
+    add_llm_arguments, add_options, add_output_arguments, check_output, config_from_args, endpoint_token, failed_exit,
+    llm_from_args, run_command, write_result,
+)
 
 
 def _floats(text: str) -> tuple[float, float]:
@@ -22,33 +25,27 @@ def _floats(text: str) -> tuple[float, float]:
     return parts[0], parts[1]
 
 
+# flag -> TaPConfig field
+OPTIONS = {
+    "language": "language", "per_leaf": "per_leaf", "total": "total", "max_leaves": "max_leaves",
+    "responses": "responses.n_responses", "margin": "pairs.margin", "overall": "judge.overall", "format": "pairs.format",
+    "sft_min_score": "pairs.sft_min_score", "max_rounds": "prompts.max_rounds", "prompt_max_tokens": "prompts.max_tokens",
+    "response_max_tokens": "responses.max_tokens", "judge_max_tokens": "judge.max_tokens", "rationale": "judge.rationale",
+    "seed": "prompts.seed",
+}
+
+
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    from ..tap import TaPConfig
+
     parser = parser or argparse.ArgumentParser(prog="tap_generate.py", description=__doc__)
     parser.add_argument("--taxonomy", default="default",
                         help="a shipped taxonomy name (default), a .yaml/.json file, a saved folder or a Hub repo id")
-    parser.add_argument("--language", default="en", help="language of prompts and responses, e.g. en, zh")
-    size = parser.add_mutually_exclusive_group()
-    size.add_argument("--per-leaf", type=int, default=None, help="prompts per taxonomy leaf (default 2)")
-    size.add_argument("--total", type=int, default=None, help="prompts overall, split top-down by the weights")
-    parser.add_argument("--responses", type=int, default=2, help="responses per prompt")
-    parser.add_argument("--max-leaves", type=int, default=None, help="use only K leaves, spread over the tree")
+    add_options(parser.add_argument_group("method"), TaPConfig, OPTIONS)
     parser.add_argument("--leaves", default=None, help="comma-separated leaf ids to use")
     parser.add_argument("--axes", default=None, help="comma-separated axes to cross leaves with ('none' for none; default all)")
-    parser.add_argument("--margin", type=float, default=2.0, help="keep a pair only if its overall scores differ by this much (delta)")
-    parser.add_argument("--temperatures", type=_floats, default=(0.3, 1.1), metavar="LOW,HIGH",
-                        help="response temperatures are spread over this range")
-    parser.add_argument("--overall", choices=["judge", "mean"], default="judge",
-                        help="overall score: the judge's own, or the mean of the aspect scores")
-    parser.add_argument("--format", choices=["standard", "conversational"], default="standard", help="TRL dataset layout")
-    parser.add_argument("--sft-min-score", type=float, default=None,
-                        help="SFT rows = best response of every prompt scoring at least this (default: chosen side of kept pairs)")
-    parser.add_argument("--max-rounds", type=int, default=3, help="prompt top-up rounds per unit")
-    parser.add_argument("--prompt-max-tokens", type=int, default=200)
-    parser.add_argument("--response-max-tokens", type=int, default=160)
-    parser.add_argument("--judge-max-tokens", type=int, default=120)
-    parser.add_argument("--rationale", action="store_true",
-                        help="the judge also writes a one-sentence rationale (about doubles judging tokens)")
-    parser.add_argument("--seed", type=int, default=0, help="base seed of prompt generation")
+    parser.add_argument("--temperatures", type=_floats, default=None, metavar="LOW,HIGH",
+                        help="response temperatures are spread over this range (default: 0.3,1.1)")
     parser.add_argument("--judge-endpoint", action="append", default=[], metavar="URL",
                         help="a separate judge model's endpoint (repeat for replicas); default: the generator")
     parser.add_argument("--judge-model", default=None, help="model name for the judge endpoint")
@@ -56,42 +53,32 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="another model to answer with; responses alternate between the models")
     parser.add_argument("--show", type=int, default=3, help="print this many pairs")
     add_llm_arguments(parser)
-    add_output_arguments(parser)
-    for action in parser._actions:  # TaP writes a folder, not one file
-        if "--output" in action.option_strings:
-            action.help = "a folder for preferences/sft/ratings/prompts .jsonl, report.json, taxonomy/ and taxonomy.html"
+    add_output_arguments(parser, folder_only=True)
     return parser
 
 
-def _configs(args: argparse.Namespace, llm):
+def _config(args: argparse.Namespace, llm: Any = None) -> Any:
+    """The `TaPConfig` of the options (checked before any server starts; response endpoints need `llm`'s cache)."""
     from ..llm import LLMConfig
-    from ..tap import JudgeConfig, PairConfig, PromptGenerationConfig, ResponseCandidate, ResponseGenerationConfig, TaPConfig
+    from ..tap import ResponseCandidate, TaPConfig
 
-    candidates = None
-    if args.response_endpoint:
-        sources = [None] + [
-            LLMConfig(endpoints=[url], cache=llm.cache, cache_path=llm.cache_path, token=endpoint_token(args))
-            for url in args.response_endpoint
-        ]
-        lo, hi = args.temperatures
-        n = args.responses
+    fixed: dict[str, Any] = {}
+    if args.leaves:
+        fixed["leaves"] = [x.strip() for x in args.leaves.split(",") if x.strip()]
+    if args.axes is not None:
+        fixed["prompts.axes"] = [] if args.axes.strip().lower() == "none" else [a.strip() for a in args.axes.split(",") if a.strip()]
+    if args.temperatures is not None:
+        fixed["responses.temperatures"] = tuple(args.temperatures)
+    config = config_from_args(TaPConfig, args, OPTIONS, **fixed)
+    if args.response_endpoint and llm is not None:
+        sources = [None] + [LLMConfig(endpoints=[url], cache=llm.cache, cache_path=llm.cache_path, token=endpoint_token(args))
+                            for url in args.response_endpoint]
+        lo, hi = config.responses.temperatures
+        n = config.responses.n_responses
         temps = [lo] if n == 1 else [lo + (hi - lo) * i / (n - 1) for i in range(n)]
-        candidates = [ResponseCandidate(llm=sources[i % len(sources)], temperature=round(t, 3), seed=i)
-                      for i, t in enumerate(temps)]
-    axes = None if args.axes is None else ([] if args.axes.strip().lower() == "none" else
-                                            [a.strip() for a in args.axes.split(",") if a.strip()])
-    return TaPConfig(
-        language=args.language,
-        per_leaf=args.per_leaf,
-        total=args.total,
-        max_leaves=args.max_leaves,
-        leaves=[x.strip() for x in args.leaves.split(",")] if args.leaves else None,
-        prompts=PromptGenerationConfig(max_rounds=args.max_rounds, seed=args.seed, max_tokens=args.prompt_max_tokens, axes=axes),
-        responses=ResponseGenerationConfig(n_responses=args.responses, temperatures=tuple(args.temperatures),
-                                           candidates=candidates, max_tokens=args.response_max_tokens),
-        judge=JudgeConfig(overall=args.overall, rationale=args.rationale, max_tokens=args.judge_max_tokens),
-        pairs=PairConfig(margin=args.margin, sft_min_score=args.sft_min_score, format=args.format),
-    )
+        config.responses.candidates = [ResponseCandidate(llm=sources[i % len(sources)], temperature=round(t, 3), seed=i)
+                                       for i, t in enumerate(temps)]
+    return config
 
 
 def _short(value, width: int = 90) -> str:
@@ -102,15 +89,11 @@ def _short(value, width: int = 90) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ConfigError
     from ..llm import LLMConfig
     from ..tap import TaPPipeline, Taxonomy
 
-    if args.output and os.path.splitext(args.output)[1].lower() in (".jsonl", ".json", ".parquet", ".csv"):
-        raise ConfigError(
-            f"--output {args.output!r} looks like a file, but TaP writes several datasets (preferences, sft, ratings, "
-            "prompts), a report and the taxonomy: pass a folder, e.g. --output out/tap_zh."
-        )
+    _config(args)  # every option checked before the taxonomy is read or a server starts
+    check_output(args.output, folder_only=True)
     taxonomy = Taxonomy.load(args.taxonomy)
     start = time.monotonic()
     with llm_from_args(args) as llm:
@@ -118,20 +101,17 @@ def run(args: argparse.Namespace) -> int:
         if args.judge_endpoint:
             judge_llm = LLMConfig(endpoints=args.judge_endpoint, model=args.judge_model, cache=llm.cache,
                                   cache_path=llm.cache_path, token=endpoint_token(args))
-        config = _configs(args, llm)
-        result = TaPPipeline(llm, config, judge_llm=judge_llm).run(taxonomy)
+        result = TaPPipeline(llm, _config(args, llm), judge_llm=judge_llm).run(taxonomy)
     elapsed = time.monotonic() - start
     print(result.report.format(result.taxonomy))
     print(f"wall time: {elapsed:.1f}s (including model start-up)")
     for row in result.preferences.select(range(min(args.show, len(result.preferences)))):
         print(f"\n[{row['leaf_id']}] margin {row['margin']:g}\n  prompt:   {_short(row['prompt'])}\n"
               f"  chosen:   {_short(row['chosen'])}\n  rejected: {_short(row['rejected'])}")
-    if args.output:
-        print(f"\nwrote {result.save(args.output)}")
-    if args.push_to_hub:
-        print(f"pushed {result.push_to_hub(args.push_to_hub, private=args.private or None)}")
-    return 0
+    print("\n" + result.summary_line())
+    write_result(result, args)
+    return failed_exit(result.run_report(), args)
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(build_parser().parse_args(argv))
+    return run_command(run, build_parser().parse_args(argv))

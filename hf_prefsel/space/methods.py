@@ -15,12 +15,6 @@ class MethodUnavailable(HfPrefselError):
     """A method tab cannot run because the library pieces it needs are not in this build."""
 
 
-def _describe(llm: LLMConfig) -> str:
-    from ..llm.describe import describe_llm
-
-    return describe_llm(llm)
-
-
 def missing_pieces(requirements: dict[str, tuple[str, ...]]) -> list[str]:
     """`module.name` strings of the `requirements` ({module: names}) that cannot be imported."""
     missing = []
@@ -94,8 +88,7 @@ def tap(data: LoadedData | None, instruction_column: str | None, llm: LLMConfig,
 
     if taxonomy == FROM_DATA and data is None:
         raise ConfigError("Load labelled data first, or pick a shipped taxonomy.")
-    return run_tap(data, instruction_column, llm, taxonomy=taxonomy, from_data_label=FROM_DATA,
-                   model_description=_describe(llm), **params)
+    return run_tap(data, instruction_column, llm, taxonomy=taxonomy, from_data_label=FROM_DATA, **params)
 
 
 __all__ = ["FROM_DATA", "MethodUnavailable", "missing_pieces", "pd", "tacos", "tags", "tap", "tap_taxonomy_choices"]

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..llm import LLMConfig
+from ..options import build_config
 from .data import LoadedData
 from .runs import Progress, RunResult, _no_progress, _table, _usage_line, watch_calls
 from .views import TreeNode, bar_chart, coverage_chart, histogram_chart, short_label, treemap_html
@@ -66,6 +67,27 @@ def taxonomy_nodes(taxonomy: Any, by_leaf: dict[str, tuple[int, int]], pairs_by_
     return root
 
 
+# The demo's sizing on top of TaPConfig's defaults: one prompt per leaf, no crossing with the axes, two top-up
+# rounds, short replies (the CLI gives the same run with --per-leaf 1 --axes none --max-rounds 2 --prompt-max-tokens 200
+# --response-max-tokens 160 --judge-max-tokens 120).
+SPACE_TAP_SIZING = {"per_leaf": 1, "prompts.max_rounds": 2, "prompts.axes": [], "prompts.max_tokens": 200,
+                    "responses.max_tokens": 160, "judge.max_tokens": 120, "judge.rationale": False}
+
+
+def space_tap_config(prompts: int, responses_per_prompt: int, language: str, *, margin: float | None = None,
+                     seed: int | None = None) -> Any:
+    """The `TaPConfig` of a Space run: `SPACE_TAP_SIZING` plus the tab's options (config defaults for the rest)."""
+    from ..tap import TaPConfig
+
+    values: dict[str, Any] = {**SPACE_TAP_SIZING, "language": language, "max_leaves": prompts,
+                              "responses.n_responses": responses_per_prompt}
+    if margin is not None:
+        values["pairs.margin"] = margin
+    if seed is not None:
+        values["prompts.seed"] = seed
+    return build_config(TaPConfig, values)
+
+
 def run_tap(
     data: LoadedData | None,
     instruction_column: str | None,
@@ -78,12 +100,11 @@ def run_tap(
     language: str = "en",
     margin: float = 2.0,
     seed: int = 0,
-    model_description: str = "",
     table_rows: int = 200,
     progress: Progress = _no_progress,
 ) -> RunResult:
     """Generate `prompts` prompts (one per leaf), answer, judge and pair them (TaP)."""
-    from ..tap import (JudgeConfig, PairConfig, PromptGenerationConfig, ResponseGenerationConfig, TaPConfig, TaPPipeline)
+    from ..tap import TaPPipeline
 
     start = time.monotonic()
     if prompts < 1 or responses_per_prompt < 2:
@@ -91,13 +112,7 @@ def run_tap(
     tax = load_taxonomy(taxonomy, data, from_data_label)
     if language not in tax.languages and tax.languages:
         raise ConfigError(f"The taxonomy {tax.name!r} has names in {', '.join(tax.languages)}, not {language!r}.")
-    config = TaPConfig(
-        language=language, per_leaf=1, max_leaves=min(prompts, tax.n_leaves),
-        prompts=PromptGenerationConfig(max_rounds=2, seed=seed, axes=[], max_tokens=200),
-        responses=ResponseGenerationConfig(n_responses=responses_per_prompt, max_tokens=160),
-        judge=JudgeConfig(rationale=False, max_tokens=120),
-        pairs=PairConfig(margin=margin),
-    )
+    config = space_tap_config(min(prompts, tax.n_leaves), responses_per_prompt, language, margin=margin, seed=seed)
     # Each TaP stage gets its own client (own max_tokens), each enforcing max_calls: split the run's budget over the
     # three stages so the whole run stays within it.
     budget = llm.max_calls
@@ -149,7 +164,6 @@ def run_tap(
     table = _table(table_data, ["margin", "leaf", "prompt", "chosen", "rejected", "chosen_score", "rejected_score"], table_rows)
     seconds = time.monotonic() - start
     provenance = result.provenance()
-    provenance.model = model_description or provenance.model
     provenance.source = f"{provenance.source} ({'shipped' if taxonomy != from_data_label else data.source if data else ''})"
     responses = report.responses
     summary = (
@@ -158,7 +172,7 @@ def run_tap(
         f"- prompts: {len(result.prompts)} kept of {sum(q for q, _ in by_leaf.values())} asked for; responses: "
         + ", ".join(f"{k} {v}" for k, v in responses.items() if isinstance(v, (int, float)))
         + f"\n- pairs: {len(result.preferences)} with overall margin ≥ {margin:g}; SFT rows: {len(result.sft)}\n"
-        f"- model: {model_description or 'n/a'}; {usage_text}"
+        f"- model: {'; '.join(report.models.values())}; {usage_text}"
     )
     return RunResult("TaP", result.preferences, table, summary, charts, tree_html, provenance,
                      {"taxonomy": result.taxonomy}, seconds)

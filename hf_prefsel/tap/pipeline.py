@@ -71,8 +71,8 @@ class TaPConfig:
         """JSON-safe parameters for dataset cards (prompt templates left out)."""
         def clean(obj: Any) -> Any:
             data = dataclasses.asdict(obj)
-            data.pop("prompts", None)
-            data.pop("prompt", None)
+            for key in ("prompts", "prompt", "progress"):  # templates, and how the run was displayed
+                data.pop(key, None)
             return data
 
         out = {
@@ -187,6 +187,7 @@ class TaPResult:
         """The report in the shape every method's result shares (counts, seconds, usage, models)."""
         report = RunReport(counts={"prompts": len(self.prompts), "prompt_quota": self.report.prompts.quota,
                                    "pairs": len(self.preferences), "sft_rows": len(self.sft), "rows_out": len(self.preferences),
+                                   "responses": self.report.responses.get("generated", 0) + self.report.responses.get("failed", 0),
                                    "failed_rows": self.report.responses.get("failed", 0)},
                            seconds=dict(self.report.seconds), models=dict(self.report.models))
         for stage, usage in self.report.usage.items():

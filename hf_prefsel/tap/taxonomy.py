@@ -24,6 +24,9 @@ nodes:
       - {id: mechanics, names: {en: Mechanics, zh: 力学}}
       - {id: optics, names: {en: Optics, zh: 光学}, quota: 10}   # exactly 10 prompts for this subtree
 ```
+
+The parts and their parsing live in `taxonomy_nodes`, the quota rules in `quotas`, the other sources in
+`taxonomy_sources`, and the pictures in `hf_prefsel.viz`; `Taxonomy` is the one entry point to all of them.
 """
 
 from __future__ import annotations

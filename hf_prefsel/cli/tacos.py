@@ -15,7 +15,7 @@ OPTIONS = {
     "budget": "budget", "ratio": "ratio", **TAG_OPTIONS, "response_column": "response_column",
     "clusters": "cluster.n_clusters", "strategy": "strategy", "dedup": "dedup", "swap": "judge.swap",
     "passes": "judge.passes", "aggregate": "judge.aggregate", "judge_max_chars": "judge.max_chars",
-    "released_normalization": "released_normalization", "seed": "seed",
+    "released_normalization": "released_normalization", "alpha": "normalizer.alpha", "seed": "seed",
 }
 
 

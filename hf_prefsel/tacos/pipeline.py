@@ -45,7 +45,8 @@ class TacosConfig:
             embedded 270M model, where explanations cost most of the tokens.
         batch_size (`int`, defaults to 16): rows per map batch sent to the tagger at once.
         released_normalization (`bool`, defaults to `False`): normalize as the released code runs (frequency
-            filter and rule aggregation only, `TagNormalizerConfig.released_code()`) instead of `normalizer`.
+            filter and rule aggregation only, `TagNormalizerConfig.released_code()`, with `normalizer.alpha`)
+            instead of `normalizer`.
         normalizer (`TagNormalizerConfig`): the four normalization steps.
         cluster (`TagClusterConfig`): the tag K-Means (`n_clusters`, the paper's K = 50, is lowered to the number
             of canonical tags when there are fewer; its seed is `seed`).
@@ -83,7 +84,9 @@ class TacosConfig:
 
     def stage_configs(self) -> tuple[TagNormalizerConfig, TagClusterConfig, ComparativeScorerConfig]:
         """The normalizer, clusterer and judge configs with this config's shared fields written in."""
-        normalizer = TagNormalizerConfig.released_code() if self.released_normalization else self.normalizer
+        # the preset keeps the released code's settings, but the frequency threshold is the user's to lower
+        normalizer = (TagNormalizerConfig.released_code(alpha=self.normalizer.alpha) if self.released_normalization
+                      else self.normalizer)
         cluster = dataclasses.replace(self.cluster, seed=self.seed)
         judge = dataclasses.replace(self.judge, instruction_column=self.instruction_column, input_column=self.input_column,
                                     response_column=self.response_column, seed=self.seed)

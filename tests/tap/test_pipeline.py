@@ -119,8 +119,13 @@ def test_command_line(fake_llm, cache_path, responder, tmp_path, capsys):
           "--cache-path", cache_path, "--show", "0"])
     assert len(fake.requests) == n
     assert "   0 calls" in capsys.readouterr().out
+    # a file --output is refused before any call, as one line and exit status 2 (issue 14); --debug raises
+    n = len(fake.requests)
+    assert main(["--endpoint", fake.url, "--output", str(tmp_path / "x.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "pass a folder" in err and "Traceback" not in err and len(fake.requests) == n
     with pytest.raises(ConfigError, match="pass a folder"):
-        main(["--endpoint", fake.url, "--output", str(tmp_path / "x.jsonl")])
+        main(["--endpoint", fake.url, "--output", str(tmp_path / "x.jsonl"), "--debug"])
 
 
 def test_registers_as_a_subcommand():

@@ -112,10 +112,9 @@ from .selection import (
     select_random,
 )
 
-PAPER = {
-    "title": "Data Selection for LLM Alignment Using Fine-Grained Preferences",
-    "arxiv": "2508.07638",
-}
+from .pipeline import PD, PDPipeline, PDPipelineConfig, PDRunResult
+
+PAPER = PD.paper  # the older name of the paper's metadata
 
 # Training pieces import torch/transformers/trl; load them on first use so the ratings path stays light.
 _LAZY = {
@@ -142,6 +141,10 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = [
+    "PD",
+    "PDPipeline",
+    "PDPipelineConfig",
+    "PDRunResult",
     "AspectScorer",
     "AspectSplitConfig",
     "BAD_ROW_REASONS",

@@ -11,7 +11,14 @@ from .select import SelectionConfig, SelectionPlan, plan_selection, select_datas
 from .tagger import PLAIN_TAGGING_PROMPT, TAGGING_PROMPT, IntentTag, OpenTagger
 from .vocabulary import TagVocabulary
 
+from .pipeline import TACOS, TacosConfig, TacosPipeline, TacosResult, TaggingResult
+
 __all__ = [
+    "TaggingResult",
+    "TacosResult",
+    "TacosPipeline",
+    "TacosConfig",
+    "TACOS",
     "ComparativeScorer",
     "ComparativeScorerConfig",
     "IntentTag",

@@ -28,7 +28,13 @@ from .sample import (
 )
 from .tree import KnowledgeTree, KnowledgeTreeConfig, Namer, canonicalize_concept
 
+from .pipeline import TAGS, TagsConfig, TagsPipeline, TagsResult
+
 __all__ = [
+    "TagsResult",
+    "TagsPipeline",
+    "TagsConfig",
+    "TAGS",
     "AlignedSamplerConfig",
     "CHECKER_PROMPT",
     "CONCEPT_PROMPT",

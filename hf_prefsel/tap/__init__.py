@@ -23,12 +23,13 @@ from .judge import (
     judgement_model,
 )
 from .language import LanguageDetector, LanguageFilterConfig, base_language, language_name
-from .pipeline import TAP_PAPER, TaPConfig, TaPPipeline, TaPReport, TaPResult
+from .pipeline import TAP, TAP_PAPER, TaPConfig, TaPPipeline, TaPReport, TaPResult
 from .prompts import DROP_REASONS, PromptGenerationConfig, PromptGenerationReport, PromptGenerator, prompt_list_model
 from .responses import ResponseCandidate, ResponseGenerationConfig, ResponseGenerator
 from .taxonomy import AxisValue, PromptUnit, Taxonomy, TaxonomyAxis, TaxonomyNode
 
 __all__ = [
+    "TAP",
     "AxisValue",
     "DEFAULT_ASPECTS",
     "DROP_REASONS",

@@ -189,7 +189,7 @@ def merge_with_existing_card(new_card: DatasetCard, existing_text: str | None) -
         return new_card
     merged = existing.data.to_dict()
     ours = new_card.data.to_dict()
-    tags = hub_tags(*(merged.get("tags") or []), *(ours.get("tags") or []))
+    tags = list(dict.fromkeys([*(merged.get("tags") or []), *(ours.get("tags") or [])]))  # theirs kept as written
     merged.update(ours)
     merged["tags"] = tags
     return DatasetCard(f"---\n{DatasetCardData(**merged).to_yaml()}\n---\n\n{new_card.text.lstrip()}")

@@ -84,6 +84,7 @@ class HubServer:
         self.lfs_paths: list[tuple[str, str, str]] = []  # (repo type, repo id, path) committed as LFS files
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, user)
         self.unhandled: list[str] = []
+        self.refuse_commits: str | None = None  # commits whose summary contains this get a 422 (failure injection)
         self._tickets: dict[str, tuple[str, int]] = {}
         self._lock = threading.Lock()
         self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
@@ -293,6 +294,8 @@ class HubServer:
         lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
         if not lines or lines[0].get("key") != "header":
             raise HubError(400, "the first line of a commit must be its header")
+        if self.refuse_commits and self.refuse_commits in (lines[0]["value"].get("summary") or ""):
+            raise HubError(422, "commit refused by the test")
         with self._lock:
             files, lfs = dict(repo.files), set(repo.lfs)
             for line in lines[1:]:

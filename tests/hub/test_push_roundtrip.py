@@ -202,3 +202,15 @@ def test_an_existing_readme_keeps_its_metadata(hub, ds, prov):
     assert meta["license"] == "mit" and meta["tags"][:2] == ["my_Tag", "hf-prefsel"]  # theirs untouched
     assert meta["hf_prefsel"]["method"] == prov.method
     assert "# mine" not in hub.server.files("dataset", repo_id)["README.md"].decode()
+
+
+def test_a_push_broken_off_after_the_data_says_so(hub, ds, prov, toy, in_tmp, monkeypatch):
+    """The data commit went through, the card commit did not: an error saying exactly that, never a success."""
+    monkeypatch.setattr(hub.server, "refuse_commits", "Add hf_prefsel dataset card")
+    repo_id = hub.repo_id("half")
+    with pytest.raises(HubPushError) as info:
+        push_dataset(ds, repo_id, prov, artifacts={"vocab": toy}, token=hub.write_token)
+    message = str(info.value)
+    assert "422" in message and "The data was pushed, but not the card and artifacts" in message
+    assert info.value.local_copy in message and Path(info.value.local_copy).parent == in_tmp
+    assert "artifacts/vocab/artifact.json" not in hub.server.files("dataset", repo_id)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, MissingColumnError
 from ..llm import FewShotPrompt, LLMConfig, get_client
+from ..llm.text import instruction_text, response_text
 from .cluster import cluster_members, column_values
 
 logger = logging.getLogger(__name__)
@@ -231,15 +232,9 @@ class _JudgeBase:
 
     def _sample_text(self, row: dict[str, Any]) -> tuple[str, str]:
         cfg = self.config
-        instruction = str(row.get(cfg.instruction_column) or "")
-        extra = row.get(cfg.input_column) if cfg.input_column else None
-        if isinstance(extra, str) and extra.strip():
-            instruction = f"{instruction}\n{extra}"
-        response = row.get(cfg.response_column)
-        if isinstance(response, list):  # a messages column: the assistant turns
-            response = "\n".join(str(t.get("content", "")) for t in response if isinstance(t, dict) and t.get("role") == "assistant")
-        cut = lambda text: " ".join(str(text or "").split())[: cfg.max_chars]  # noqa: E731
-        return cut(instruction), cut(response)
+        instruction = instruction_text(row, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
+                                       max_chars=cfg.max_chars, required=False)
+        return instruction, response_text(row, cfg.response_column, max_chars=cfg.max_chars)
 
     def _rows(self, ds: Any) -> list[dict[str, Any]]:
         cfg = self.config

@@ -8,9 +8,10 @@ from typing import Any, Sequence
 
 from pydantic import BaseModel, Field, conlist, constr
 
-from ..errors import ConfigError, DataError
-from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result, text_field
+from ..errors import ConfigError
+from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result
 from ..llm.prompt import Message
+from ..llm.text import instruction_text
 
 
 class IntentTag(BaseModel):
@@ -159,23 +160,8 @@ class OpenTagger(LLMMapper):
 
     def query_text(self, row: dict[str, Any]) -> str:
         """The text that gets tagged: the user turns, or instruction + input."""
-        if self.messages_column:
-            turns = row.get(self.messages_column)
-            if not isinstance(turns, list):
-                raise DataError(f"column {self.messages_column!r} must hold a list of messages")
-            user = [t.get("content") for t in turns if isinstance(t, dict) and t.get("role") in ("user", "human")]
-            user = [u for u in user if isinstance(u, str) and u.strip()]
-            if not user:
-                raise DataError(f"column {self.messages_column!r} has no non-empty user turn")
-            text = "\n".join(user)
-        else:
-            text = text_field(row, self.instruction_column)
-            if self.input_column and self.input_column in row:
-                extra = text_field(row, self.input_column, required=False)
-                if extra.strip():
-                    text = f"{text}\n{extra}"
-        text = " ".join(text.split())
-        return text[: self.max_query_chars]
+        return instruction_text(row, instruction_column=self.instruction_column, input_column=self.input_column,
+                                messages_column=self.messages_column, max_chars=self.max_query_chars)
 
     def build_messages(self, row: dict[str, Any]) -> list[Message]:
         return self.prompt.messages(self.query_text(row))

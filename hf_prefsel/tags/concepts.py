@@ -13,9 +13,10 @@ from typing import Any, Sequence
 
 from pydantic import conlist, constr
 
-from ..errors import DataError
-from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result, text_field
+from ..errors import ConfigError
+from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result
 from ..llm.prompt import Message
+from ..llm.text import instruction_text
 
 # The tagger's and the checker's reply: 1 to 8 concept names.
 Concepts = conlist(constr(min_length=2, max_length=80), min_length=1, max_length=8)
@@ -72,6 +73,10 @@ class ConceptTagger(LLMMapper):
     Args:
         llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma.
         instruction_column (`str`, defaults to `"instruction"`), input_column (`str`, *optional*, defaults to `"input"`).
+        messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, concepts are
+            extracted from the user turns instead of the instruction columns.
+        rows_per_call (`int`, defaults to 1): instructions per request. Above 1 the model answers a JSON object
+            keyed by row number; rows missing or invalid in it are asked again one by one (as `OpenTagger`).
         check_rounds (`int`, defaults to 0): checker rounds after the first extraction (the paper's
             tagger/checker loop); each round costs one call per row still changing.
         max_query_chars (`int`, defaults to 1500).
@@ -88,6 +93,8 @@ class ConceptTagger(LLMMapper):
         *,
         instruction_column: str = "instruction",
         input_column: str | None = "input",
+        messages_column: str | None = None,
+        rows_per_call: int = 1,
         check_rounds: int = 0,
         max_query_chars: int = 1500,
         prompt: FewShotPrompt = CONCEPT_PROMPT,
@@ -96,7 +103,11 @@ class ConceptTagger(LLMMapper):
     ):
         super().__init__(llm, **kwargs)
         if check_rounds < 0:
-            raise DataError(f"check_rounds must be >= 0, got {check_rounds}.")
+            raise ConfigError(f"check_rounds must be >= 0, got {check_rounds}.")
+        if rows_per_call < 1:
+            raise ConfigError(f"rows_per_call must be >= 1, got {rows_per_call}.")
+        self.messages_column = messages_column
+        self.rows_per_call = rows_per_call
         self.instruction_column = instruction_column
         self.input_column = input_column
         self.check_rounds = check_rounds
@@ -105,21 +116,22 @@ class ConceptTagger(LLMMapper):
         self.checker_prompt = checker_prompt
 
     def columns_needed(self) -> Sequence[str]:
-        return [self.instruction_column]
+        return [self.messages_column] if self.messages_column else [self.instruction_column]
 
     def query_text(self, row: dict[str, Any]) -> str:
-        text = text_field(row, self.instruction_column)
-        if self.input_column and self.input_column in row:
-            extra = text_field(row, self.input_column, required=False)
-            if extra.strip():
-                text = f"{text}\n{extra}"
-        return " ".join(text.split())[: self.max_query_chars]
+        """The text concepts are extracted from: the user turns, or instruction + input (as `OpenTagger` reads it)."""
+        return instruction_text(row, instruction_column=self.instruction_column, input_column=self.input_column,
+                                messages_column=self.messages_column, max_chars=self.max_query_chars)
 
     def build_messages(self, row: dict[str, Any]) -> list[Message]:
         return self.prompt.messages(self.query_text(row))
 
     def answer(self, rows: Sequence[dict[str, Any]], prompts: Sequence[list[Message]]) -> list[Result[Any]]:
-        results = list(super().answer(rows, prompts))
+        if self.rows_per_call > 1:
+            results = list(self.client.run_structured_rows(self.prompt, [self.query_text(r) for r in rows], Concepts,
+                                                           rows_per_call=self.rows_per_call))
+        else:
+            results = list(super().answer(rows, prompts))
         rounds = [0] * len(results)
         todo = [i for i, r in enumerate(results) if r.ok]
         for _ in range(self.check_rounds):

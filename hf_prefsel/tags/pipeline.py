@@ -38,6 +38,7 @@ class TagsConfig:
         ratio (`float`, *optional*): share of the rows to select, in (0, 1] (the paper reports 5%: 0.05).
         instruction_column (`str`, defaults to `"instruction"`): the instruction text.
         input_column (`str`, *optional*, defaults to `"input"`): extra input appended to the instruction when present.
+        messages_column (`str`, *optional*): read the user turns of this chat column instead of the instruction.
         check_rounds (`int`, defaults to 0): concept checker rounds after extraction (one call per changing row each).
         batch_size (`int`, defaults to 16): rows per map batch sent to the concept tagger at once.
         tree (`KnowledgeTreeConfig`): how concepts are clustered into the tree (its seed is `seed`).
@@ -53,6 +54,7 @@ class TagsConfig:
     ratio: float | None = None
     instruction_column: str = "instruction"
     input_column: str | None = "input"
+    messages_column: str | None = None
     check_rounds: int = 0
     batch_size: int = 16
     tree: KnowledgeTreeConfig = field(default_factory=KnowledgeTreeConfig)
@@ -119,7 +121,7 @@ class TagsPipeline:
     def tagger(self) -> ConceptTagger:
         cfg = self.config
         return ConceptTagger(self.llm, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
-                             check_rounds=cfg.check_rounds, on_bad_row="record")
+                             messages_column=cfg.messages_column, check_rounds=cfg.check_rounds, on_bad_row="record")
 
     def run(self, dataset: Any, *, target: Any = None, progress: bool = True, executor: Executor | None = None,
             source: str | None = None) -> TagsResult:

@@ -66,3 +66,33 @@ def test_llm_namer_names_parents_and_falls_back(fault_server, cache_path):
     tree = KnowledgeTree.build(concepts, KnowledgeTreeConfig(ratio=0.34, max_root_children=3), namer=namer)
     internal = [tree.names[i] for i in range(tree.n_nodes) if len(tree.children(i))]
     assert any(name.startswith("area of ") for name in internal)
+
+
+def test_reads_chat_user_turns_like_the_intent_tagger(fault_server, cache_path):
+    from hf_prefsel.tacos import OpenTagger
+
+    server = fault_server(responder=_responder)
+    chats = [[{"role": "system", "content": "be brief"}, {"role": "user", "content": "Show sqrt 2 is irrational"},
+              {"role": "assistant", "content": "Assume p/q..."}]]
+    ds = datasets.Dataset.from_dict({"messages": chats})
+    tagger = _tagger(server, cache_path, messages_column="messages")
+    out = ds.map(tagger, batched=True)
+    assert out["concepts"] == [["math", "proof by contradiction"]]
+    # one rule for the text every tagger reads: the same row gives the same query to both taggers
+    row = {"messages": chats[0]}
+    assert tagger.query_text(row) == OpenTagger(tagger.llm, messages_column="messages").query_text(row)
+    assert "be brief" not in tagger.query_text(row) and "Assume" not in tagger.query_text(row)
+
+
+def test_rows_per_call_asks_several_rows_at_once(fault_server, cache_path):
+    def several(body):
+        last = body["prompt"].rsplit("Input: ", 1)[-1]
+        if last.lstrip().startswith("1."):  # a numbered list of rows: one JSON object keyed by row number
+            return json.dumps({"1": ["binary search"], "2": ["proof by contradiction"]})
+        return _responder(body)
+
+    server = fault_server(responder=several)
+    ds = datasets.Dataset.from_dict({"instruction": ["Find x in a sorted list", "Show sqrt 2 is irrational"]})
+    out = ds.map(_tagger(server, cache_path, rows_per_call=2), batched=True)
+    assert out["concepts"][0] == ["binary search"] and out["concepts"][1]
+    assert out["concepts"][1] == ["proof by contradiction"] and server.generation_requests == 1  # one call, two rows

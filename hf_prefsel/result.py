@@ -63,19 +63,25 @@ def check_size(budget: Any, ratio: Any, *, owner: str) -> None:
         raise ConfigError(f"{owner}: ratio is a share of the pool in (0, 1]; got {ratio!r}.")
 
 
-def largest_remainder(weights: Sequence[float] | np.ndarray, total: int) -> np.ndarray:
-    """Split the integer `total` over `weights` proportionally, rounding by largest remainder (ties to the first).
+def largest_remainder(weights: Sequence[float] | np.ndarray, total: int, *, even_when_zero: bool = False) -> np.ndarray:
+    """Split the integer `total` over `weights` proportionally, rounding by largest remainder (ties: lower index).
 
-    The parts are non-negative integers summing to `total` (0 everywhere when all weights are 0).
+    The parts are non-negative integers summing to `total`. A 1e-9 slack keeps an exact share such as 2.9999999999
+    from losing its unit to float error. All-zero weights give zeros, or an even split with `even_when_zero`.
+    Every quota in the library (TaP leaf quotas, TAGS aligned quotas, PD per-aspect budgets) comes from here.
     """
     w = np.asarray(weights, dtype=np.float64)
-    if w.size == 0 or total <= 0 or w.sum() <= 0:
+    if w.size == 0 or total <= 0:
         return np.zeros(w.size, dtype=np.int64)
-    exact = w / w.sum() * total
-    parts = np.floor(exact).astype(np.int64)
+    if w.sum() <= 0:
+        if not even_when_zero:
+            return np.zeros(w.size, dtype=np.int64)
+        w = np.ones(w.size)
+    exact = w * (total / w.sum())
+    parts = np.floor(exact + 1e-9).astype(np.int64)
     short = int(total - parts.sum())
     if short > 0:
-        order = np.lexsort((np.arange(w.size), -(exact - parts)))
+        order = np.argsort(-(exact - parts), kind="stable")
         parts[order[:short]] += 1
     return parts
 

@@ -26,15 +26,10 @@ def _budget(n: int, ratio: float) -> int:
 
 
 def _stratum_budgets(sizes: np.ndarray, total: int) -> np.ndarray:
-    """Split `total` over strata proportionally to `sizes` (largest remainder)."""
-    if sizes.sum() == 0:
-        return np.zeros_like(sizes)
-    exact = sizes * (total / sizes.sum())
-    base = np.floor(exact).astype(int)
-    left = total - int(base.sum())
-    order = np.argsort(-(exact - base), kind="stable")
-    base[order[:left]] += 1
-    return np.minimum(base, sizes)
+    """Split `total` over strata proportionally to `sizes` (largest remainder), never more than a stratum holds."""
+    from ..result import largest_remainder
+
+    return np.minimum(largest_remainder(sizes, total), sizes)
 
 
 def rank_select(

@@ -230,12 +230,9 @@ def _quota_groups(tree: KnowledgeTree, lam: csr_matrix, target: np.ndarray, dept
     first[1:] = share.row[order][1:] != share.row[order][:-1]
     group = np.full(lam.shape[0], -1, dtype=np.int64)
     group[share.row[order][first]] = share.col[order][first]
-    raw = budget * p_group
-    quota = np.floor(raw).astype(np.int64)
-    rest = budget - int(quota.sum())
-    if rest > 0:
-        quota[np.argsort(-(raw - quota), kind="stable")[:rest]] += 1
-    return group, quota
+    from ..result import largest_remainder
+
+    return group, largest_remainder(p_group, budget)
 
 
 def sample_aligned(

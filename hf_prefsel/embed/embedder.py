@@ -21,6 +21,28 @@ def default_model_path() -> str:
     return str(get_model_path())
 
 
+BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def portable_model_name(model_name_or_path: str) -> str:
+    """The name to record in a saved artifact: the Hub id for the bundled MiniLM (its local path differs per machine)."""
+    try:
+        if model_name_or_path == default_model_path():
+            return BUNDLED_MODEL_ID
+    except Exception:  # the bundled package is optional here
+        pass
+    return model_name_or_path
+
+
+def embedder_for(model_name: str | None) -> "Embedder | None":
+    """An `Embedder` for a recorded model name; the bundled MiniLM when it is `BUNDLED_MODEL_ID` (no download)."""
+    if model_name is None:
+        return None
+    if model_name == BUNDLED_MODEL_ID:
+        return Embedder()
+    return Embedder(model_name)
+
+
 class Embedder:
     """Encode texts to L2-normalized float32 vectors (cosine = dot product).
 

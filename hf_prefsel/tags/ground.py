@@ -13,9 +13,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..embed import Embedder
+from ..embed import Embedder, embedder_for, faiss_threads_for
 from ..errors import ConfigError, DataError, MissingColumnError
-from .tree import KnowledgeTree, canonicalize_concept, embedder_for, faiss_threads_for
+from .tree import KnowledgeTree, canonicalize_concept
 
 MATCH_EXACT = "exact"
 MATCH_NEAREST = "nearest"

@@ -17,35 +17,11 @@ import numpy as np
 from scipy.sparse import csr_matrix
 
 from .. import viz
-from ..embed import Embedder
+from ..embed import BUNDLED_MODEL_ID, Embedder, embedder_for, faiss_threads_for, portable_model_name
 from ..errors import ConfigError, DataError
 from ..hub import Artifact
 from .canonical import canonicalize_concept
-from .tree_build import KnowledgeTreeConfig, Namer, build_levels, faiss_threads_for, normalize_rows
-
-BUNDLED_MODEL_ID = "sentence-transformers/all-MiniLM-L6-v2"
-
-
-def portable_model_name(model_name_or_path: str) -> str:
-    """The name to record in a saved tree: the Hub id for the bundled MiniLM (its local path differs per machine)."""
-    try:
-        from ..embed.embedder import default_model_path
-
-        if model_name_or_path == default_model_path():
-            return BUNDLED_MODEL_ID
-    except Exception:  # the bundled package is optional here
-        pass
-    return model_name_or_path
-
-
-def embedder_for(model_name: str | None) -> Embedder | None:
-    """An `Embedder` for a recorded model name; the bundled MiniLM when it is `BUNDLED_MODEL_ID` (no download)."""
-    if model_name is None:
-        return None
-    if model_name == BUNDLED_MODEL_ID:
-        return Embedder()
-    return Embedder(model_name)
-
+from .tree_build import KnowledgeTreeConfig, Namer, build_levels, normalize_rows
 
 class KnowledgeTree(Artifact):
     """A rooted tree of knowledge concepts: leaves are canonical atomic concepts, parents are broader topics.

@@ -10,13 +10,12 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import Callable, Literal
 
 import numpy as np
 
-from ..embed import Embedder, kmeans
+from ..embed import Embedder, faiss_threads_for, kmeans
 from ..errors import ConfigError, DataError
 from .canonical import canonicalize_concept
 
@@ -119,29 +118,6 @@ def _largest_remainder(total: int, weights: np.ndarray, caps: np.ndarray) -> np.
         share[i] -= 1
         remaining += 1
     return share
-
-
-_PARALLEL_WORK = 1e9  # n·k·d below which FAISS runs single-threaded
-
-
-@contextmanager
-def faiss_threads_for(work: float) -> Iterator[None]:
-    """Run small FAISS calls on one thread.
-
-    FAISS's OpenMP threads spin-wait; on a busy 2-core machine a k-means of 50 points took
-    0.3 s with 2 threads and 0.2 ms with 1 (measured). Big calls keep all threads.
-    """
-    import faiss
-
-    if work >= _PARALLEL_WORK:
-        yield
-        return
-    previous = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(previous)
 
 
 def _kmeans_labels(x: np.ndarray, k: int, seed: int, niter: int) -> np.ndarray:
@@ -359,4 +335,4 @@ def build_levels(
     return names, np.concatenate(parents), np.vstack(emb_parts), stats
 
 
-__all__ = ["KnowledgeTreeConfig", "Namer", "build_levels", "call_namer", "faiss_threads_for", "normalize_rows"]
+__all__ = ["KnowledgeTreeConfig", "Namer", "build_levels", "call_namer", "normalize_rows"]

@@ -11,6 +11,8 @@ clean run it is reused as is.
 from __future__ import annotations
 
 import abc
+import logging
+import uuid
 import warnings
 from typing import Any, ClassVar, Literal, Sequence
 
@@ -21,6 +23,7 @@ from .prompt import Message
 from .usage import Usage
 
 Batch = dict[str, list[Any]]
+logger = logging.getLogger(__name__)
 
 
 class LLMMapper(abc.ABC):
@@ -76,7 +79,14 @@ class LLMMapper(abc.ABC):
     def __getstate__(self) -> dict[str, Any]:
         # `datasets` fingerprints a map by pickling its function: the identity makes that fingerprint change
         # when the served model changes or requests failed (see `LLMClient.result_identity`)
-        return {**self.settings(), "result_identity": self.client.result_identity()}
+        return {**self.settings(), "result_identity": self._result_identity()}
+
+    def _result_identity(self) -> str:
+        try:
+            return self.client.result_identity()
+        except Exception as exc:  # e.g. a refused probe: the map itself will raise it, with its message
+            logger.debug("No result identity for %s (%s): its results will not be reused", type(self).__name__, exc)
+            return f"unrepeatable:{uuid.uuid4().hex}"
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update({k: v for k, v in state.items() if k != "result_identity"})

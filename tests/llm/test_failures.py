@@ -218,6 +218,14 @@ def test_wrong_token_is_refused_at_the_probe_without_leaking_it(fault_server, ca
         cause = cause.__cause__
 
 
+def test_map_over_a_refusing_endpoint_raises_the_access_error(fault_server, cache_path, rows_on_disk):
+    server = fault_server()
+    server.require_token = "the-right-one"
+    with pytest.raises(EndpointAccessError, match="401"):
+        rows_on_disk.map(tagger(server, cache_path, token="wrong-token-value"), batched=True)
+    assert server.generation_requests == 0
+
+
 def test_usage_counts_failed_rows_for_the_exit_status(fault_server, cache_path, rows_on_disk):
     server = fault_server()
     server.plan = [("status", 500)] * 6

@@ -139,7 +139,7 @@ def main() -> None:
     reset_peak()
     base = peak_rss_mb()
     c0 = time.process_time()
-    res = sample_global(tree, rows, quality, GlobalSamplerConfig(budget=budget))
+    res = sample_global(tree, rows, quality, GlobalSamplerConfig(ratio=budget))
     cpu = time.process_time() - c0
     rand = np.random.default_rng(2).choice(n_rows, len(res.indices), replace=False)
     info_rand = tree_information(tree, rows, quality, rand)
@@ -155,7 +155,7 @@ def main() -> None:
     reset_peak()
     base = peak_rss_mb()
     c0 = time.process_time()
-    res_a = sample_aligned(tree, rows, target_rows, quality, AlignedSamplerConfig(budget=budget, mu=1.0))
+    res_a = sample_aligned(tree, rows, target_rows, quality, AlignedSamplerConfig(ratio=budget, mu=1.0))
     cpu = time.process_time() - c0
     from hf_prefsel.tags.metric import kl_divergence, leaf_distribution
 

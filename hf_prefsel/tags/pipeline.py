@@ -77,9 +77,9 @@ class TagsConfig:
     def sampler_config(self, n: int, aligned: bool) -> GlobalSamplerConfig:
         k = max(1, rows_to_keep(n, budget=self.budget, ratio=self.ratio))
         if aligned:
-            return dataclasses.replace(self.sampler, budget=k)
+            return dataclasses.replace(self.sampler, budget=k, ratio=None)
         fields = {f.name: getattr(self.sampler, f.name) for f in dataclasses.fields(GlobalSamplerConfig)}
-        return GlobalSamplerConfig(**{**fields, "budget": k})
+        return GlobalSamplerConfig(**{**fields, "budget": k, "ratio": None})
 
     def parameters(self) -> dict[str, Any]:
         return {"budget": self.budget, "ratio": self.ratio, "check_rounds": self.check_rounds, "tree_ratio": self.tree.ratio,

@@ -8,8 +8,8 @@ objective's terms, and reports what the selection achieved.
 
 from __future__ import annotations
 
-import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Literal, Sequence
 
@@ -38,8 +38,8 @@ class GlobalSamplerConfig:
     """Settings of `sample_global` (greedy maximization of `I(S)`).
 
     Args:
-        budget (`int` or `float`): rows to select; a float in (0, 1) is a fraction of the pool
-            (TAGS reports 5%: `budget=0.05`).
+        budget (`int`, *optional*): rows to select. Give this or `ratio`. (A float in (0, 1) is the older
+            spelling of `ratio` and warns.)
         information (`TreeInformationConfig`): the objective's φ, depth weights, etc.
         gain (`"marginal"` or `"first_order"`, defaults to `"marginal"`):
             `"marginal"` picks the row with the largest exact gain `I(S+x) − I(S)` (plain greedy,
@@ -53,31 +53,42 @@ class GlobalSamplerConfig:
         stop_at_zero_gain (`bool`, defaults to `True`): stop before the budget when no remaining
             row adds anything (rows without grounded leaves, or quality 0); reported in the result.
         show_progress (`bool`, defaults to `False`): tqdm bar over picks.
+        ratio (`float`, *optional*): share of the pool to select, in (0, 1] (TAGS reports 5%: `ratio=0.05`).
+            Used when `budget` is not given; 0.05 when neither is.
     """
 
-    budget: int | float = 0.05
+    budget: int | float | None = None
     information: TreeInformationConfig = field(default_factory=TreeInformationConfig)
     gain: Literal["marginal", "first_order"] = "marginal"
     batch_size: int = 1
     stop_at_zero_gain: bool = True
     show_progress: bool = False
+    ratio: float | None = None
 
     def __post_init__(self) -> None:
+        from ..result import check_size
+
+        if isinstance(self.budget, float) and 0 < self.budget < 1 and self.ratio is None:
+            warnings.warn("A fractional budget is deprecated: pass ratio=0.05 for a share of the pool, budget for rows.",
+                          FutureWarning, stacklevel=3)
+            self.budget, self.ratio = None, self.budget
+        if isinstance(self.budget, float) and self.budget.is_integer():
+            self.budget = int(self.budget)
+        if self.budget is None and self.ratio is None:
+            self.ratio = 0.05
+        check_size(self.budget, self.ratio, owner=type(self).__name__)
         if isinstance(self.information, dict):
             self.information = TreeInformationConfig(**self.information)
         if self.gain not in ("marginal", "first_order"):
             raise ConfigError(f"gain must be 'marginal' or 'first_order', got {self.gain!r}.")
         if self.batch_size < 1:
             raise ConfigError("batch_size must be >= 1 (1 = exact lazy greedy).")
-        if isinstance(self.budget, float) and not self.budget.is_integer() and not 0 < self.budget < 1:
-            raise ConfigError(f"budget is a row count or a fraction in (0, 1); got {self.budget}.")
-        if self.budget <= 0:
-            raise ConfigError(f"budget must be positive, got {self.budget}.")
 
     def resolve_budget(self, n: int) -> int:
-        b = self.budget
-        k = int(math.ceil(b * n)) if isinstance(b, float) and b < 1 else int(b)
-        return min(k, n)
+        """Rows to pick from a pool of `n` (`hf_prefsel.result.rows_to_keep`: the same rule in every method)."""
+        from ..result import rows_to_keep
+
+        return rows_to_keep(n, budget=self.budget, ratio=self.ratio)
 
 
 @dataclass

@@ -33,8 +33,9 @@ def pool(tree, embedder, flask_rows, autoj_rows):
 
 def test_budget_and_no_duplicates(tree, pool):
     leaves, quality, _ = pool
-    for budget, expected in [(37, 37), (0.05, int(np.ceil(0.05 * len(leaves))))]:
-        res = sample_global(tree, leaves, quality, GlobalSamplerConfig(budget=budget))
+    # one meaning of "how much" in every method: budget = rows, ratio = round(ratio * n) (hf_prefsel.result)
+    for size, expected in [({"budget": 37}, 37), ({"ratio": 0.05}, round(0.05 * len(leaves)))]:
+        res = sample_global(tree, leaves, quality, GlobalSamplerConfig(**size))
         assert len(res.indices) == expected == len(res.gains)
         assert len(set(res.indices.tolist())) == expected
         assert res.indices.min() >= 0 and res.indices.max() < len(leaves)
@@ -45,6 +46,11 @@ def test_budget_and_no_duplicates(tree, pool):
         GlobalSamplerConfig(budget=0)
     with pytest.raises(ConfigError):
         GlobalSamplerConfig(budget=1.5)
+    with pytest.raises(ConfigError):
+        GlobalSamplerConfig(budget=5, ratio=0.5)
+    with pytest.warns(FutureWarning, match="ratio"):  # the older fractional spelling still works, and says so
+        old = GlobalSamplerConfig(budget=0.05)
+    assert old.budget is None and old.ratio == 0.05
 
 
 def test_gains_diminish_and_add_up_to_information(tree, pool):

@@ -45,7 +45,7 @@ T = TypeVar("T")
 REPAIR_REPETITION_PENALTY = 1.3
 
 # Errors that end the whole run rather than one row: every other request would fail the same way.
-_RUN_FATAL = (EndpointUnavailableError, EndpointAccessError)
+RUN_FATAL = (EndpointUnavailableError, EndpointAccessError)
 
 _REPAIR_MESSAGE = (
     "That reply was not valid: {error}. Answer again with only the JSON value, matching the required format exactly."
@@ -480,7 +480,7 @@ class LLMClient:
                 reply = await self.generate(
                     current, schema=schema if constrained else None, overrides=sampling, single_line=single_line
                 )
-            except _RUN_FATAL:
+            except RUN_FATAL:
                 self.usage.add(failures=1)
                 raise
             except (EndpointError, BudgetExceededError) as exc:
@@ -539,7 +539,7 @@ class LLMClient:
         results: list[Result[T] | None] = [None] * len(queries)
         try:
             reply = await self.generate(messages, schema=schema, overrides=sampling, single_line=answers_single_line(messages))
-        except _RUN_FATAL:
+        except RUN_FATAL:
             self.usage.add(failures=1)
             raise
         except (EndpointError, BudgetExceededError) as exc:
@@ -576,7 +576,7 @@ class LLMClient:
         """
         try:
             reply = await self.generate(messages, overrides=overrides)
-        except _RUN_FATAL:
+        except RUN_FATAL:
             self.usage.add(failures=1)
             raise
         except (EndpointError, BudgetExceededError) as exc:

@@ -5,22 +5,29 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Awaitable, Sequence
 
-from .client import LLMClient, run_sync
+from .client import RUN_FATAL, LLMClient, run_sync
 from .executor import USAGE_KEYS, usage_delta
 
 
+async def _settle(coro: Awaitable[Any]) -> Any:
+    """The coroutine's result, or its exception as a value, unless the exception ends the whole run."""
+    try:
+        return await coro
+    except RUN_FATAL:
+        raise
+    except Exception as exc:
+        return exc
+
+
 async def _gather(coros: Sequence[Awaitable[Any]], desc: str, progress: bool) -> list[Any]:
-    tasks = [asyncio.ensure_future(c) for c in coros]
+    tasks = [asyncio.ensure_future(_settle(c)) for c in coros]
     try:
         if progress and tasks:
             from tqdm.auto import tqdm
 
             for fut in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=desc):
-                try:
-                    await fut
-                except Exception:
-                    pass  # collected below, in order
-        return list(await asyncio.gather(*tasks, return_exceptions=True))
+                await fut
+        return list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
@@ -29,7 +36,10 @@ async def _gather(coros: Sequence[Awaitable[Any]], desc: str, progress: bool) ->
 
 
 def gather(coros: Sequence[Awaitable[Any]], *, desc: str = "LLM", progress: bool = False) -> list[Any]:
-    """Run coroutines concurrently on the library's loop; results (or exceptions) in input order."""
+    """Run coroutines concurrently on the library's loop; results (or exceptions) in input order.
+
+    An unreachable or refusing endpoint (`EndpointUnavailableError`, `EndpointAccessError`) cancels the rest and
+    raises at once: every other request would wait out its own retries to fail the same way."""
     if not coros:
         return []
     return run_sync(_gather(list(coros), desc, progress))

@@ -166,6 +166,17 @@ def test_silent_endpoint_with_default_settings_is_reported_within_about_a_minute
     assert time.monotonic() - start < 75
 
 
+def test_many_requests_to_a_silent_endpoint_stop_together(silent_url, cache_path):
+    from hf_prefsel.llm.gather import gather
+
+    client = LLMClient(LLMConfig(endpoints=[silent_url], cache_path=cache_path, connect_timeout=0.5, max_retries=1,
+                                 backoff=0.01))
+    start = time.monotonic()
+    with pytest.raises(EndpointUnavailableError, match="no answer"):  # not one error per request, one after another
+        gather([client.generate(TAGGING_PROMPT.messages(f"Question {i}")) for i in range(16)])
+    assert time.monotonic() - start < 3
+
+
 def test_generation_that_never_ends_stops_at_the_deadline(fault_server, cache_path):
     server = fault_server()
     server.plan = [("sleep", 30)] * 20

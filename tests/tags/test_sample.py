@@ -103,21 +103,21 @@ def test_kl_alignment_lowers_kl_to_target(tree, pool):
     # Target: coding and math questions (FLASK domains + Auto-J code scenarios), a narrow slice of the pool.
     target = [l for l, lab in zip(leaves, labels) if lab in ("flask:Coding", "flask:Math") or lab.startswith("autoj:code")]
     assert 300 < len(target) < 0.3 * len(leaves)
-    budget = 0.05
-    glob = sample_global(tree, leaves, quality, GlobalSamplerConfig(budget=budget))
+    ratio = 0.05
+    glob = sample_global(tree, leaves, quality, GlobalSamplerConfig(ratio=ratio))
     p_t = leaf_distribution(tree, target)
     kl_global = kl_divergence(p_t, leaf_distribution(tree, leaves, glob.indices))
-    kl_res = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(budget=budget, mu=1.0))
-    quota = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(budget=budget, alignment="quota"))
+    kl_res = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(ratio=ratio, mu=1.0))
+    quota = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(ratio=ratio, alignment="quota"))
     assert len(kl_res.indices) == len(quota.indices) == len(glob.indices)
     assert kl_res.kl_to_target < 0.5 * kl_global, (kl_res.kl_to_target, kl_global)
     assert quota.kl_to_target < 0.7 * kl_global, (quota.kl_to_target, kl_global)
     # Stronger μ, closer to the target; the price is information.
-    strong = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(budget=budget, mu=10.0))
+    strong = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(ratio=ratio, mu=10.0))
     assert strong.kl_to_target <= kl_res.kl_to_target + 1e-9
     assert strong.information <= kl_res.information <= glob.information
     # μ = 0 is the global sampler, and the KL it reports is the one computed from the outside.
-    zero = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(budget=budget, mu=0.0))
+    zero = sample_aligned(tree, leaves, target, quality, AlignedSamplerConfig(ratio=ratio, mu=0.0))
     assert zero.indices.tolist() == glob.indices.tolist()
     assert zero.kl_to_target == pytest.approx(kl_global)
     # The aligned selection is mostly target-domain rows.

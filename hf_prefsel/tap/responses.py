@@ -14,6 +14,7 @@ from ..errors import BudgetExceededError, ConfigError, EndpointError, EndpointUn
 from ..llm import FewShotPrompt, LLMConfig, get_client
 from ..llm.prompt import Message
 from ..llm.gather import UsageMeter, gather
+from ..llm.redact import error_text
 from .language import LanguageDetector, base_language, language_name
 
 # Written by us. One-line answers keep the transcript regular for base models (a blank line ends an answer).
@@ -230,7 +231,7 @@ class ResponseGenerator:
                 if isinstance(reply, BaseException):
                     if not isinstance(reply, (EndpointError, BudgetExceededError)):
                         raise reply
-                    entry["error"] = f"{type(reply).__name__}: {reply}"
+                    entry["error"] = error_text(reply)
                 else:
                     text = reply.text.strip()
                     if text:

@@ -13,7 +13,8 @@ repo and revision info; `tree` listings (404 for a missing folder) and `paths-in
 the LFS batch API with a basic single-PUT transfer and verify; NDJSON commits (files, LFS files, deletions) checked
 against the uploaded blobs; `resolve` downloads by branch or commit hash, with `HEAD`, `Range` and the Hub's
 `X-Repo-Commit`/`ETag`/`X-Linked-*` headers; `validate-yaml` (the front matter must parse to a mapping). Everything
-it is sent is kept in memory (`files`, `lfs_paths`, `requests`) for tests to inspect.
+it is sent is kept in memory (`files`, `lfs_paths`, `requests`) for tests to inspect; `refuse_commits` makes it
+refuse chosen commits (422), to test a push broken off halfway.
 
 What it does not do: Xet storage (clients must set `HF_HUB_DISABLE_XET=1`), branches other than `main`, tags, pull
 requests, multipart LFS uploads, pagination, organizations, gated repos, repo deletion or renaming, Spaces, rate

@@ -107,6 +107,42 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--no-cache", action="store_true", help="do not read or write the request cache")
 
 
+def add_executor_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--ray ADDRESS`: run the per-row model stages on a Ray cluster (the `ray` extra)."""
+    parser.add_argument("--ray", metavar="ADDRESS", default=None,
+                        help="run tagging and judging on the Ray cluster at ADDRESS (host:port of `ray start --head`); "
+                             "global stages stay here, and a rerun after a crash resumes (needs hf_prefsel[ray])")
+
+
+@contextlib.contextmanager
+def executor_from_args(args: argparse.Namespace) -> Iterator[Any]:
+    """`None` (this process), or a `RayExecutor` for `--ray`, closed afterwards."""
+    address = getattr(args, "ray", None)
+    if not address:
+        yield None
+        return
+    try:
+        from ..distributed import RayExecutor
+    except ImportError as exc:
+        from ..errors import DependencyError
+
+        raise DependencyError("ray", "ray", "--ray") from exc
+    with RayExecutor(address) as executor:
+        yield executor
+
+
+def check_executor(args: argparse.Namespace) -> None:
+    """A dead `--ray` address is refused within seconds, before any work (ray.init would wait minutes)."""
+    if getattr(args, "ray", None):
+        try:
+            from ..distributed import check_address
+        except ImportError as exc:
+            from ..errors import DependencyError
+
+            raise DependencyError("ray", "ray", "--ray") from exc
+        check_address(args.ray)
+
+
 def endpoint_token(args: argparse.Namespace) -> str | None:
     """The bearer token `--token-env` names, or `None` (Hugging Face hosts then get the local Hugging Face token)."""
     if not getattr(args, "token_env", None):
@@ -243,7 +279,8 @@ def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
 
 
 __all__ = [
-    "LLM_OPTIONS", "add_llm_arguments", "add_options", "add_output_arguments", "check_output", "config_from_args",
+    "LLM_OPTIONS", "add_executor_arguments", "add_llm_arguments", "add_options", "add_output_arguments",
+    "check_executor", "check_output", "config_from_args", "executor_from_args",
     "endpoint_token", "failed_exit", "input_name", "llm_from_args", "llm_settings", "load_data", "option_values",
     "print_summary", "run_command", "write_result",
 ]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    add_llm_arguments, add_options, add_output_arguments, check_output, config_from_args, failed_exit, input_name,
-    llm_from_args, load_data, print_summary, run_command, write_result,
+    add_executor_arguments, add_llm_arguments, add_options, add_output_arguments, check_executor, check_output,
+    config_from_args, executor_from_args, failed_exit, input_name, llm_from_args, load_data, print_summary, run_command,
+    write_result,
 )
 from .tag import OPTIONS as TAG_OPTIONS, add_data_arguments
 
@@ -27,6 +28,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add_options(parser.add_argument_group("method"), TacosConfig, OPTIONS)
     parser.add_argument("--save-vocabulary", metavar="DIR", help="also save the TagVocabulary artifact to this folder")
     add_llm_arguments(parser)
+    add_executor_arguments(parser)
     add_output_arguments(parser)
     return parser
 
@@ -37,9 +39,10 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(TacosConfig, args, OPTIONS)
     check_output(args.output, [args.data])
     check_output(args.save_vocabulary, [args.data], folder_only=True)
+    check_executor(args)
     ds = load_data(args.data, limit=args.limit)
-    with llm_from_args(args) as llm:
-        result = TacosPipeline(llm, config).run(ds, source=input_name(args.data))
+    with llm_from_args(args) as llm, executor_from_args(args) as executor:
+        result = TacosPipeline(llm, config).run(ds, executor=executor, source=input_name(args.data))
     print("\n" + result.vocabulary.report(top=10))
     print(f"\nclusters: {result.report.counts['clusters']}")
     selected = result.dataset

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    add_llm_arguments, add_options, add_output_arguments, check_output, config_from_args, failed_exit, input_name,
-    llm_from_args, load_data, print_summary, run_command, write_result,
+    add_executor_arguments, add_llm_arguments, add_options, add_output_arguments, check_executor, check_output,
+    config_from_args, executor_from_args, failed_exit, input_name, llm_from_args, load_data, print_summary, run_command,
+    write_result,
 )
 
 # flag -> TacosConfig field: the tagging stage's options
@@ -29,6 +30,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     add_options(parser, TacosConfig, OPTIONS)
     parser.add_argument("--show", type=int, default=20, help="print the tags of this many rows")
     add_llm_arguments(parser)
+    add_executor_arguments(parser)
     add_output_arguments(parser)
     return parser
 
@@ -38,9 +40,10 @@ def run(args: argparse.Namespace) -> int:
 
     config = config_from_args(TacosConfig, args, OPTIONS, ratio=1.0)
     check_output(args.output, [args.data])
+    check_executor(args)
     ds = load_data(args.data, limit=args.limit)
-    with llm_from_args(args) as llm:
-        result = TacosPipeline(llm, config).tag(ds, source=input_name(args.data))
+    with llm_from_args(args) as llm, executor_from_args(args) as executor:
+        result = TacosPipeline(llm, config).tag(ds, executor=executor, source=input_name(args.data))
     tagged = result.dataset
     column = config.messages_column or config.instruction_column
     for row in tagged.select(range(min(args.show, len(tagged)))):

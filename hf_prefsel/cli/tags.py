@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 
 from .common import (
-    add_llm_arguments, add_options, add_output_arguments, check_output, config_from_args, failed_exit, input_name,
-    llm_from_args, load_data, print_summary, run_command, write_result,
+    add_executor_arguments, add_llm_arguments, add_options, add_output_arguments, check_executor, check_output,
+    config_from_args, executor_from_args, failed_exit, input_name, llm_from_args, load_data, print_summary, run_command,
+    write_result,
 )
 from .tag import add_data_arguments
 
@@ -34,6 +35,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--tree-html", metavar="PATH", help="write the tree as a self-contained HTML picture")
     parser.add_argument("--push-tree-to", metavar="REPO", help="push the KnowledgeTree artifact to its own Hub repo")
     add_llm_arguments(parser)
+    add_executor_arguments(parser)
     add_output_arguments(parser)
     return parser
 
@@ -64,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.save_tree, [args.data], folder_only=True)
     if args.tree_html and not os.path.isdir(os.path.dirname(os.path.abspath(args.tree_html))):
         raise ConfigError(f"--tree-html {args.tree_html!r}: its folder does not exist; create it or pick another path.")
+    check_executor(args)
     pool = load_data(args.data, limit=args.limit)
     target = load_data(args.target, limit=args.target_limit) if args.target else None
-    with llm_from_args(args) as llm:
-        result = TagsPipeline(llm, config).run(pool, target=target, source=input_name(args.data))
+    with llm_from_args(args) as llm, executor_from_args(args) as executor:
+        result = TagsPipeline(llm, config).run(pool, target=target, executor=executor, source=input_name(args.data))
     tree, counts = result.tree, result.report.counts
     print(f"\nknowledge tree: {tree.n_leaves} leaves, {tree.n_nodes} nodes, depth {tree.depth}; levels {tree.level_sizes()}")
     for name, leaves, children in tree.top_branches(5, 4):

@@ -171,11 +171,12 @@ class TacosPipeline:
         Args:
             dataset (`datasets.Dataset`): the instruction pool.
             progress (`bool`, defaults to `True`): progress bars.
-            executor (`Executor`, *optional*): where the tagging runs (default: this process).
+            executor (`Executor`, *optional*): where the per-row stages run: tagging and the planned judge pairs
+                (e.g. `hf_prefsel.distributed.RayExecutor`); default: this process. Normalization, clustering,
+                pair planning, score aggregation and selection always run here.
             source (`str`, *optional*): how to name the input in the card (a Hub id or a file name).
         """
         cfg = self.config
-        executor = executor or LocalExecutor()
         normalizer_config, cluster_config, judge_config = cfg.stage_configs()
         report = RunReport(models={"tagger": describe_llm(self.llm)})
         rows_in = len(dataset)
@@ -184,7 +185,7 @@ class TacosPipeline:
 
         start = time.monotonic()
         tagger = self.tagger()
-        ds, usage = executor.map(dataset, tagger, batch_size=cfg.batch_size, desc="Tagging")
+        ds, usage = (executor or LocalExecutor()).map(dataset, tagger, batch_size=cfg.batch_size, desc="Tagging")
         report.add_usage("tagging", usage)
         report.seconds["tagging"] = time.monotonic() - start
         tag_failures = sum(bool(e) for e in ds["tags_error"])
@@ -206,8 +207,8 @@ class TacosPipeline:
 
         start = time.monotonic()
         scorer = ComparativeScorer(self.judge_llm, judge_config)
-        ds, usage = _scored(scorer, ds, progress)
-        report.add_usage("judging", usage)
+        ds = scorer.score(ds, progress=progress, executor=executor)
+        report.add_usage("judging", scorer.report.usage)
         report.seconds["judging"] = time.monotonic() - start
         report.models["judge"] = describe_llm(self.judge_llm)
         report.models["tagger"] = describe_llm(self.llm)
@@ -235,16 +236,6 @@ class TacosPipeline:
         return TacosResult(dataset=selected, report=report, parameters=cfg.parameters(), source=source,
                            artifacts={"tag_vocabulary": vocabulary}, budget=cfg.budget if cfg.budget is not None else cfg.ratio,
                            pool=ds)
-
-
-def _scored(scorer: ComparativeScorer, ds: Any, progress: bool) -> tuple[Any, dict[str, int]]:
-    from ..llm import get_client
-    from ..llm.executor import usage_delta
-
-    usage = get_client(scorer.llm).usage
-    before = usage.as_dict()
-    out = scorer.score(ds, progress=progress)
-    return out, usage_delta(before, usage.as_dict())
 
 
 def top_rows(dataset: Any, n: int = 10, score_column: str = "score") -> list[int]:

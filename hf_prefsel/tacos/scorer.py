@@ -22,8 +22,11 @@ from ..errors import ConfigError, MissingColumnError
 from ..llm import FewShotPrompt, LLMConfig, get_client
 from ..llm.text import instruction_text, response_text
 from .cluster import cluster_members, column_values
+from .pair_judge import PairJudge, pair_text, verdicts
 
 logger = logging.getLogger(__name__)
+
+JUDGE_BATCH_SIZE = 64  # planned pairs per executor batch (a Ray worker holds a few such batches at once)
 
 DIMENSIONS = ("completeness", "clarity", "accuracy", "relevance", "explainability", "practicality", "safety")
 
@@ -285,12 +288,18 @@ class ComparativeScorer(_JudgeBase):
         return plan_pairs(column_values(ds, cfg.cluster_column), cfg.passes, seed=cfg.seed, pair_leftovers=cfg.pair_leftovers)
 
     def _message(self, a: tuple[str, str], b: tuple[str, str]) -> list[dict[str, str]]:
-        return self.prompt.messages(
-            f"[Sample 1]\nInstruction: {a[0]}\nResponse: {a[1]}\n\n[Sample 2]\nInstruction: {b[0]}\nResponse: {b[1]}"
-        )
+        return self.prompt.messages(pair_text(a, b))
 
-    def score(self, ds: Any, *, progress: bool = True) -> Any:
-        """Judge the planned pairs and return `ds` with the score columns added."""
+    def score(self, ds: Any, *, progress: bool = True, executor: Any = None) -> Any:
+        """Judge the planned pairs and return `ds` with the score columns added.
+
+        Args:
+            ds (`datasets.Dataset`): clustered samples.
+            progress (`bool`, defaults to `True`): a progress bar.
+            executor (`Executor`, *optional*): judge the pairs there (e.g. `hf_prefsel.distributed.RayExecutor`);
+                by default every pair is sent from this process at once. Pairs are planned and verdicts aggregated
+                here either way.
+        """
         cfg = self.config
         rows = self._rows(ds)
         pairs = self.plan(ds)
@@ -299,10 +308,18 @@ class ComparativeScorer(_JudgeBase):
         self._announce(len(orders))
         client = get_client(self.llm)
         before = client.usage.as_dict()
-        results = client.run_structured(
-            [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress, desc="Comparative scoring",
-            overrides={"max_tokens": cfg.max_tokens},
-        )
+        if executor is None:
+            results = client.run_structured(
+                [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress,
+                desc="Comparative scoring", overrides={"max_tokens": cfg.max_tokens},
+            )
+        else:
+            from datasets import Dataset
+
+            planned = Dataset.from_dict({"pair_text": [pair_text(texts[a], texts[b]) for a, b in orders]})
+            judge = PairJudge(self.llm, prompt=self.prompt, max_tokens=cfg.max_tokens)
+            judged, spent = executor.map(planned, judge, batch_size=JUDGE_BATCH_SIZE, desc="Comparative scoring")
+            results = verdicts(judged)
         n = len(rows)
         per_sample: list[list[float]] = [[] for _ in range(n)]
         errors: list[str | None] = [None] * n
@@ -340,7 +357,7 @@ class ComparativeScorer(_JudgeBase):
             pairs=len(pairs), calls_planned=len(orders), judged=sum(r.ok for r in results),
             failed=sum(not r.ok for r in results), scored_samples=int(np.sum(~np.isnan(scores))),
             unscored_samples=int(np.sum(np.isnan(scores))), position_bias_rate=(flips / both) if both else None,
-            usage={k: after[k] - before[k] for k in after},
+            usage={k: after[k] - before[k] for k in after} if executor is None else spent,
         )
         paired = {i for pair in pairs for i in pair}
         for i in range(n):

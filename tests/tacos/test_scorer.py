@@ -156,3 +156,20 @@ def test_missing_columns(clustered):
         ComparativeScorer().plan(clustered.remove_columns("cluster_ids"))
     with pytest.raises(MissingColumnError, match="'output'"):
         ComparativeScorer().score(clustered.remove_columns("output"))
+
+
+def test_planned_pairs_judged_by_an_executor_give_the_same_scores(fault_server, cache_path, clustered, tmp_path):
+    """The judging stage as a batched mapper over planned pairs (what a Ray executor runs) changes nothing."""
+    from hf_prefsel.llm.executor import LocalExecutor
+
+    server = fault_server(responder=_judge_by_length)
+    cfg = ComparativeScorerConfig(swap=True)
+    direct = ComparativeScorer(LLMConfig(endpoints=[server.url], route="completion", cache_path=cache_path), cfg)
+    expected = direct.score(clustered, progress=False)
+    paid = server.generation_requests
+    # a fresh cache, so the executor path really asks the judge
+    via = ComparativeScorer(LLMConfig(endpoints=[server.url], route="completion", cache_path=str(tmp_path / "other.sqlite")), cfg)
+    out = via.score(clustered, progress=False, executor=LocalExecutor())
+    assert out["score"] == expected["score"] and out["n_comparisons"] == expected["n_comparisons"]
+    assert via.report.position_bias_rate == direct.report.position_bias_rate
+    assert server.generation_requests == 2 * paid and via.report.usage["calls"] == paid

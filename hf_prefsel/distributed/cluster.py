@@ -6,6 +6,7 @@ the address is checked with a plain TCP connection first, and connecting is boun
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import threading
@@ -74,11 +75,15 @@ def connect(address: str, *, timeout: float = 60.0) -> bool:
     outcome: dict[str, BaseException | None] = {}
 
     def init() -> None:
+        quiet = logging.getLogger("ray._private.worker")
+        quiet.addFilter(_not_main_thread_note)
         try:
             ray.init(address=address, log_to_driver=False, logging_level="WARNING", configure_logging=True)
             outcome["error"] = None
         except BaseException as exc:  # reported to the caller below
             outcome["error"] = exc
+        finally:
+            quiet.removeFilter(_not_main_thread_note)
 
     thread = threading.Thread(target=init, name="hf_prefsel-ray-init", daemon=True)
     thread.start()
@@ -92,6 +97,12 @@ def connect(address: str, *, timeout: float = 60.0) -> bool:
     if outcome["error"] is not None:
         raise ClusterUnavailableError(f"Could not connect to the Ray cluster at {address}: {outcome['error']}") from outcome["error"]
     return True
+
+
+def _not_main_thread_note(record: logging.LogRecord) -> bool:
+    """Drop Ray's warning that `ray.init` outside the main thread sets no SIGTERM handler: connecting runs in a
+    thread only to bound its time, and a driver process keeps its own signal handling."""
+    return "SIGTERM handler is not set" not in record.getMessage()
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from .scheduler import Run, RunSettings
 from .worker import collect_node_replies, drop_node_replies
 
 logger = logging.getLogger(__name__)
+GATHER_TIMEOUT = 60.0  # seconds to read (or drop) every node's cached replies; a node slower than that is skipped
 IN_FLIGHT_PER_ENDPOINT = 4  # the run's total when `max_concurrency` is unset (the client's own starting point)
 
 
@@ -42,6 +43,8 @@ class RunReport:
     run_seconds: float = 0.0  # workers started, batches run
     merge_seconds: float = 0.0  # node caches merged into this machine's cache
     replies_merged: int = 0
+    workers_lost: int = 0  # workers that died mid-run (node lost, process killed); their batches ran elsewhere
+    batches_requeued: int = 0
 
 
 class RayExecutor:
@@ -123,6 +126,10 @@ class RayExecutor:
         if connect(self.address, timeout=self.connect_timeout):
             self._owns_connection = True
         return ray
+
+    def connect(self) -> None:
+        """Connect now (`map` connects on first use): e.g. to fail early, or to time runs without connecting."""
+        self._ray()
 
     def close(self) -> None:
         """Disconnect from the cluster if this executor connected (its ledgers go with the connection)."""
@@ -215,10 +222,12 @@ class RayExecutor:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(dataset), initial=report.resumed_rows, desc=desc, disable=not self.progress)
+        run = Run(ray, settings, lambda ids: dataset[ids], store, bar.update)
         try:
-            return Run(ray, settings, lambda ids: dataset[ids], store, bar.update).execute(batches)
+            return run.execute(batches)
         finally:
             bar.close()
+            report.workers_lost, report.batches_requeued = run.lost, run.requeued
 
     def _ledger(self, ray: Any, llm: Any) -> Any:
         """The budget ledger of `llm`'s config, shared by every stage this executor runs with it (as one
@@ -245,12 +254,17 @@ class RayExecutor:
             remote = ray.remote(fn)
             refs = [remote.options(num_cpus=0, scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False)).remote(*args)
                     for node in nodes]
+            ready, late = ray.wait(refs, num_returns=len(refs), timeout=GATHER_TIMEOUT)
             out = []
-            for ref in refs:
+            for ref in ready:
                 try:
-                    out.append(ray.get(ref, timeout=self.start_timeout))
+                    out.append(ray.get(ref))
                 except Exception as exc:  # a node lost since: skip it
-                    logger.warning("Could not read a node's request cache (%s: %s); its replies are not merged.", type(exc).__name__, exc)
+                    logger.warning("Could not reach a node's request cache (%s: %s); its replies are not merged.", type(exc).__name__, exc)
+            if late:
+                logger.warning("%d node(s) did not answer within %.0f s; their cached replies are not merged.", len(late), GATHER_TIMEOUT)
+                for ref in late:
+                    ray.cancel(ref, force=True)
             return out
 
         rows = {row[0]: row for _, part in on_each(collect_node_replies, self.node_cache_dir, job) for row in part}

@@ -67,6 +67,8 @@ class Run:
         self.workers: list[WorkerState] = []
         self.replacements_left = len(settings.shares)
         self.usage: dict[str, int] = {}
+        self.lost = 0  # workers lost (their batches requeued)
+        self.requeued = 0
         self._remote = ray.remote(BatchWorker)
 
     # -- workers ----------------------------------------------------------------------------------------------
@@ -97,6 +99,8 @@ class Run:
                        worker.node_id[:12], type(why).__name__, len(worker.tasks))
         for ids in reversed(list(worker.tasks.values())):
             queue.appendleft(ids)
+        self.lost += 1
+        self.requeued += len(worker.tasks)
         self.workers.remove(worker)
         nodes = [n for n in worker_nodes(self.settings.resource, None) if n.node_id != worker.node_id]
         if self.replacements_left > 0 and nodes:

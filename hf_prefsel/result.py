@@ -57,7 +57,7 @@ def check_size(budget: Any, ratio: Any, *, owner: str) -> None:
         raise ConfigError(f"{owner}: give budget (rows) or ratio (a share), not both.")
     if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, np.integer)) or budget < 1):
         raise ConfigError(f"{owner}: budget is a number of rows, an integer >= 1; got {budget!r}. "
-                          "For a share of the pool use ratio=0.05.")
+                          "For a share of the rows give a ratio instead (e.g. 0.05).")
     if ratio is not None and (isinstance(ratio, bool) or not isinstance(ratio, (int, float))
                               or not (0 < float(ratio) <= 1) or math.isnan(float(ratio))):
         raise ConfigError(f"{owner}: ratio is a share of the pool in (0, 1]; got {ratio!r}.")
@@ -187,15 +187,21 @@ class MethodResult:
         os.replace(tmp, out / "report.json")
         return out
 
-    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None) -> str:
+    def push_to_hub(self, repo_id: str, *, private: bool | None = None, token: str | None = None,
+                    local_copy: Any = None) -> str:
         """Push the data, its card and the artifacts (under `artifacts/<name>/`) to a Hub dataset repo.
+
+        Args:
+            local_copy: where the data is kept if the push fails (`push_dataset`'s argument: by default a new
+                folder in the current directory, named in the error; `False` keeps nothing).
 
         Returns:
             `str`: the URL of the last commit.
         """
         from .hub import push_dataset
 
-        return push_dataset(self.dataset, repo_id, self.provenance(), artifacts=self.artifacts, private=private, token=token)
+        return push_dataset(self.dataset, repo_id, self.provenance(), artifacts=self.artifacts, private=private,
+                            token=token, local_copy=local_copy)
 
     def summary_line(self) -> str:
         """`summary: key=value ...` of the counts and the cost (scripts and tests parse it)."""

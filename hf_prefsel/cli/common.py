@@ -211,12 +211,13 @@ def check_output(path: str | None, inputs: list[str] | tuple[str, ...] = (), *, 
     for source in inputs:
         if source and os.path.exists(source) and Path(source).resolve() in (resolved, *resolved.parents):
             raise ConfigError(f"--output {path!r} would overwrite the input {source!r}; choose another path.")
-    if out.is_dir() and suffix not in OUTPUT_SUFFIXES:
-        ours = {"data.jsonl", "README.md", "report.json"}
-        foreign = [p.name for p in out.iterdir() if p.name not in ours and not p.name.startswith(".") and not p.is_dir()]
-        if foreign:
-            raise ConfigError(f"--output {path!r} is a folder holding other files ({', '.join(sorted(foreign)[:3])}); "
-                              "its README.md would be replaced. Give a new or empty folder, or a .jsonl path.")
+    readme = out / "README.md"
+    if out.is_dir() and readme.exists():
+        from ..hub.save import is_our_card
+
+        if not is_our_card(readme):  # someone's project folder, not an earlier output of ours
+            raise ConfigError(f"--output {path!r} is a folder with its own README.md (a project, not an output of "
+                              "ours); give a new folder or a .jsonl path.")
 
 
 def input_name(path_or_id: str) -> str:
@@ -225,17 +226,11 @@ def input_name(path_or_id: str) -> str:
 
 
 def write_result(result: Any, args: argparse.Namespace) -> None:
-    """`--output` then `--push-to-hub`; a failed push keeps the result on disk and says where."""
+    """`--output` then `--push-to-hub` (a failed push keeps the data on disk and its error says where)."""
     if args.output:
         print(f"wrote {result.save(args.output)}")
     if args.push_to_hub:
-        try:
-            print(f"pushed {result.push_to_hub(args.push_to_hub, private=args.private or None)}")
-        except BaseException:
-            if not args.output:
-                kept = result.save(Path("hf_prefsel_unpushed") / args.push_to_hub.replace("/", "__"))
-                print(f"the push failed; the result is kept in {kept}", file=sys.stderr)
-            raise
+        print(f"pushed {result.push_to_hub(args.push_to_hub, private=args.private or None)}")
 
 
 def print_summary(result: Any) -> None:

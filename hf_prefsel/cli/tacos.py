@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.save_vocabulary, [args.data], folder_only=True)
     check_executor(args)
     ds = load_data(args.data, limit=args.limit)
+    config.check_columns(ds.column_names)
     with llm_from_args(args) as llm, executor_from_args(args) as executor:
         result = TacosPipeline(llm, config).run(ds, executor=executor, source=input_name(args.data))
     print("\n" + result.vocabulary.report(top=10))

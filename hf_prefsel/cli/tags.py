@@ -69,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
     check_executor(args)
     pool = load_data(args.data, limit=args.limit)
     target = load_data(args.target, limit=args.target_limit) if args.target else None
+    config.check_columns(pool.column_names)
     with llm_from_args(args) as llm, executor_from_args(args) as executor:
         result = TagsPipeline(llm, config).run(pool, target=target, executor=executor, source=input_name(args.data))
     tree, counts = result.tree, result.report.counts

@@ -33,8 +33,11 @@ def is_our_card(path: Path) -> bool:
     from huggingface_hub import DatasetCard
 
     try:
-        card = DatasetCard(path.read_text(encoding="utf-8"), ignore_metadata_errors=True)
-    except Exception:  # unreadable or no front matter: not ours
+        text = path.read_text(encoding="utf-8")
+        if not text.startswith("---"):  # no front matter (DatasetCard would log about it): not ours
+            return False
+        card = DatasetCard(text, ignore_metadata_errors=True)
+    except Exception:  # unreadable or broken front matter: not ours
         return False
     return card.data.to_dict().get("library_name") == LIBRARY_NAME
 

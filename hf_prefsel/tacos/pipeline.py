@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, MissingColumnError
 from ..llm import LLMConfig
 from ..llm.describe import describe_llm
 from ..llm.executor import Executor, LocalExecutor
@@ -81,6 +81,13 @@ class TacosConfig:
         SelectionConfig(budget=1, strategy=self.strategy)  # validates the strategy
         if self.batch_size < 1:
             raise ConfigError(f"TacosConfig: batch_size must be >= 1, got {self.batch_size}.")
+
+    def check_columns(self, columns: list[str]) -> None:
+        """The columns this run reads exist (checked before a server starts or a model is called)."""
+        needed = [self.messages_column or self.instruction_column, self.response_column]
+        for name in needed:
+            if name not in columns:
+                raise MissingColumnError(name, columns)
 
     def stage_configs(self) -> tuple[TagNormalizerConfig, TagClusterConfig, ComparativeScorerConfig]:
         """The normalizer, clusterer and judge configs with this config's shared fields written in."""
@@ -180,6 +187,7 @@ class TacosPipeline:
         normalizer_config, cluster_config, judge_config = cfg.stage_configs()
         report = RunReport(models={"tagger": describe_llm(self.llm)})
         rows_in = len(dataset)
+        cfg.check_columns(dataset.column_names)
         if rows_in == 0:
             raise DataError("The dataset has no rows; TACOS needs instructions to select from.")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
+from ..errors import ConfigError, DataError, MissingColumnError
 from ..llm import LLMConfig
 from ..llm.describe import describe_llm
 from ..llm.executor import Executor, LocalExecutor
@@ -70,6 +70,12 @@ class TagsConfig:
             raise ConfigError("TagsConfig: give budget (rows to select) or ratio (a share of the rows, e.g. 0.05).")
         if self.batch_size < 1 or self.check_rounds < 0:
             raise ConfigError("TagsConfig: batch_size must be >= 1 and check_rounds >= 0.")
+
+    def check_columns(self, columns: list[str]) -> None:
+        """The columns this run reads exist (checked before a server starts or a model is called)."""
+        for name in (self.messages_column or self.instruction_column, self.quality_column):
+            if name is not None and name not in columns:
+                raise MissingColumnError(name, columns)
 
     def tree_config(self) -> KnowledgeTreeConfig:
         return dataclasses.replace(self.tree, seed=self.seed)
@@ -137,10 +143,7 @@ class TagsPipeline:
         cfg = self.config
         executor = executor or LocalExecutor()
         tree_config, grounding = cfg.tree_config(), cfg.grounding
-        if cfg.quality_column is not None and cfg.quality_column not in dataset.column_names:
-            from ..errors import MissingColumnError
-
-            raise MissingColumnError(cfg.quality_column, dataset.column_names)
+        cfg.check_columns(dataset.column_names)
         if len(dataset) == 0:
             raise DataError("The dataset has no rows; TAGS needs instructions to select from.")
         report = RunReport()

@@ -10,6 +10,7 @@ another, and a hang is seen by probing each worker's request counter.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from ..errors import ClusterError, ConfigError
+from ..llm.backends import HTTPBackend
+from ..llm.client import run_sync
+from ..llm.concurrency import reported_limit
 from ..llm.config import default_cache_path
 from ..llm.executor import add_usage, usage_delta
 from . import caches
@@ -29,7 +33,7 @@ from .worker import collect_node_replies, drop_node_replies
 
 logger = logging.getLogger(__name__)
 GATHER_TIMEOUT = 60.0  # seconds to read (or drop) every node's cached replies; a node slower than that is skipped
-IN_FLIGHT_PER_ENDPOINT = 4  # the run's total when `max_concurrency` is unset (the client's own starting point)
+PROBE_TIMEOUT = 15.0  # seconds to ask the endpoints how many requests they take
 
 
 @dataclass
@@ -276,12 +280,33 @@ class RayExecutor:
 
 
 def in_flight_total(llm: Any) -> int | None:
-    """Requests the whole run may keep in flight: the config's `max_concurrency`, or when it is unset
-    `IN_FLIGHT_PER_ENDPOINT` per endpoint (workers cannot see each other's load to find a limit together)."""
+    """Requests the whole run may keep in flight, split over the workers: the config's `max_concurrency`; unset,
+    what the replicas report they take (TGI's `/info`, llama.cpp's `/props`), as one process would use them.
+
+    `None` when a replica does not say (vLLM, OpenAI-style servers) or cannot be reached from here: each worker
+    then finds its own limit by measuring (`hf_prefsel.llm.concurrency`), and since all of them see the same
+    server latency, a loaded server slows them all down together.
+    """
     if llm is None:
         return None
-    cap = getattr(llm, "max_concurrency", None)
-    return cap if cap is not None else IN_FLIGHT_PER_ENDPOINT * max(1, len(llm.endpoints))
+    if llm.max_concurrency is not None:
+        return llm.max_concurrency
+    backends = [HTTPBackend(url, llm) for url in llm.endpoints]
+
+    async def probe() -> None:
+        try:
+            await asyncio.wait_for(asyncio.gather(*(b.prepare() for b in backends)), PROBE_TIMEOUT)
+        finally:
+            await asyncio.gather(*(b.aclose() for b in backends), return_exceptions=True)
+
+    try:
+        run_sync(probe())
+    except Exception as exc:  # unreachable from the driver (e.g. cluster-internal URLs): workers will measure
+        logger.info("Could not ask the endpoints what they take (%s: %s); each worker measures instead.", type(exc).__name__, exc)
+        return None
+    if any(b.slots is None for b in backends):
+        return None
+    return sum(reported_limit(b.slots, queues=b.queues) for b in backends)
 
 
 def split(total: int, parts: int) -> list[int]:

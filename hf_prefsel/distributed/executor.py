@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 from ..errors import ClusterError, ConfigError
 from ..llm.backends import HTTPBackend
@@ -206,6 +207,7 @@ class RayExecutor:
         if not nodes:
             raise ClusterError(f"The cluster at {self.address} has no alive node.")
         llm = getattr(fn, "llm", None)
+        check_reachable(llm, nodes)
         total = in_flight_total(llm)
         slots = interleave(nodes)
         count = min(len(slots), len(batches), self.workers or len(slots), total or len(slots))
@@ -309,6 +311,21 @@ def in_flight_total(llm: Any) -> int | None:
     return sum(reported_limit(b.slots, queues=b.queues) for b in backends)
 
 
+def check_reachable(llm: Any, nodes: list[NodeSlots]) -> None:
+    """Refuse loopback endpoints (`127.0.0.1`, `localhost`) when workers run on other machines: there they would
+    reach their own machine, not the server."""
+    hosts = {n.address for n in nodes}
+    if llm is None or len(hosts) < 2:
+        return
+    local = [url for url in llm.endpoints if (urlsplit(url).hostname or "") in ("localhost", "::1") or
+             (urlsplit(url).hostname or "").startswith("127.")]
+    if local:
+        raise ConfigError(
+            f"Endpoint {local[0]} is a loopback address, but the cluster's workers run on {len(hosts)} machines "
+            f"({', '.join(sorted(hosts))}). Serve the model on an address every node can reach and pass that URL."
+        )
+
+
 def split(total: int, parts: int) -> list[int]:
     """`total` in `parts` near-equal positive integers (`parts <= total`)."""
     base, extra = divmod(total, parts)
@@ -356,4 +373,4 @@ def map_on_ray(dataset: Any, fn: Callable[..., dict[str, list[Any]]], *, address
     return out
 
 
-__all__ = ["RayExecutor", "RunReport", "attach_columns", "in_flight_total", "map_on_ray", "split"]
+__all__ = ["RayExecutor", "RunReport", "attach_columns", "check_reachable", "in_flight_total", "map_on_ray", "split"]

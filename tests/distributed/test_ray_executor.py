@@ -90,3 +90,25 @@ def test_hung_worker_gives_a_clear_error_not_a_hang(ray_cluster, fault_server, t
     with pytest.raises(ClusterStalledError, match="finished no request in 5 s"):
         executor(ray_cluster, tmp_path, stall_timeout=5).map(ds, HangingTagger(server.config(None)), batch_size=8, desc="hang")
     assert time.monotonic() - start < 40
+
+
+@pytest.mark.slow
+def test_tacos_runs_end_to_end_on_the_cluster_with_the_same_selection(ray_cluster, fault_server, tmp_path):
+    from ray_fakes import tacos_responder, tacos_rows
+
+    from hf_prefsel.tacos.pipeline import TacosConfig, TacosPipeline
+
+    server = fault_server(responder=tacos_responder)
+    ds = tacos_rows(48)
+    config = TacosConfig(budget=8, explanations=True, batch_size=8)
+    local = TacosPipeline(server.config(str(tmp_path / "local.sqlite")), config).run(ds, progress=False)
+    paid = server.generation_requests
+    ray_exec = executor(ray_cluster, tmp_path)
+    remote = TacosPipeline(server.config(str(tmp_path / "ray.sqlite")), config).run(ds, progress=False, executor=ray_exec)
+
+    assert server.generation_requests == 2 * paid  # tagging and judging both asked again, on the cluster
+    assert remote.dataset.to_list() == local.dataset.to_list()
+    assert remote.pool["score"] == local.pool["score"]
+    assert len(remote.dataset) == 8
+    assert sum(1 for s in remote.pool["score"] if s == s) >= 40  # judged (not NaN)
+    assert set(remote.pool["tags_error"]) == {""}

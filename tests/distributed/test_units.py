@@ -85,3 +85,12 @@ def test_new_columns_replace_same_named_ones_in_place():
     out = attach_columns(ds, pa.table({"b": ["B2", "B0", "B1"], "c": [True, False, True]}))
     assert out.column_names == ["a", "b", "c"]
     assert out.to_list() == [{"a": 3, "b": "B2", "c": True}, {"a": 1, "b": "B0", "c": False}, {"a": 2, "b": "B1", "c": True}]
+
+
+def test_loopback_endpoints_are_refused_when_workers_span_machines(fault_server):
+    from hf_prefsel.distributed.executor import check_reachable
+
+    llm = fault_server().config(None)  # http://127.0.0.1:PORT
+    check_reachable(llm, [NodeSlots("a", "10.0.0.1", 1), NodeSlots("b", "10.0.0.1", 1)])  # one machine: fine
+    with pytest.raises(ConfigError, match="loopback address"):
+        check_reachable(llm, [NodeSlots("a", "10.0.0.1", 1), NodeSlots("b", "10.0.0.2", 1)])

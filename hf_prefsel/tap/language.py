@@ -41,6 +41,17 @@ def base_language(code: str) -> str:
     return code.replace("_", "-").split("-")[0].lower()
 
 
+def check_language(code: str) -> str:
+    """`code` if it names a language the offline detector knows (ISO 639-1, e.g. "en", "zh-CN"), else a
+    `ConfigError`: an unknown code would make every generated text fail the language filter, after paying for it."""
+    base = base_language(code)
+    known = set(_identifier().nb_classes) | set(DEFAULT_ALIASES.values())
+    if base not in known:
+        raise ConfigError(f"Unknown language code {code!r}: give an ISO 639-1 code such as en, zh, fr or de "
+                          f"({len(known)} are supported offline).")
+    return code
+
+
 def language_name(code: str, in_language: str = "en") -> str:
     """A human name for a language code ("zh" → "Chinese", or "中文" with `in_language="zh"`), for prompts."""
     names = _LANGUAGE_NAMES.get(base_language(code))

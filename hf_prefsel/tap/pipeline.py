@@ -15,7 +15,7 @@ from ..llm.describe import describe_llm
 from ..result import Method, RunReport
 from ..llm.executor import add_usage
 from .judge import PAIR_DROP_REASONS, JudgeConfig, PairConfig, PreferenceJudge, build_preference_rows
-from .language import base_language
+from .language import base_language, check_language
 from .prompts import PromptGenerationConfig, PromptGenerationReport, PromptGenerator
 from .responses import ResponseGenerationConfig, ResponseGenerator
 from .taxonomy import PromptUnit, Taxonomy
@@ -66,6 +66,10 @@ class TaPConfig:
             raise ConfigError(f"max_leaves must be >= 1, got {self.max_leaves}.")
         if not isinstance(self.language, str) or not self.language.strip():
             raise ConfigError("language must be a language code such as 'en' or 'zh'.")
+        check_language(self.language)
+        if self.responses.candidates is None and self.responses.n_responses < 2:
+            raise ConfigError(f"TaP pairs need at least 2 responses per prompt, got {self.responses.n_responses}: "
+                              "with one, every prompt would be generated, answered and judged, then dropped.")
 
     def parameters(self) -> dict[str, Any]:
         """JSON-safe parameters for dataset cards (prompt templates left out)."""

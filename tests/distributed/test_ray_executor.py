@@ -112,3 +112,25 @@ def test_tacos_runs_end_to_end_on_the_cluster_with_the_same_selection(ray_cluste
     assert len(remote.dataset) == 8
     assert sum(1 for s in remote.pool["score"] if s == s) >= 40  # judged (not NaN)
     assert set(remote.pool["tags_error"]) == {""}
+
+
+@pytest.mark.slow
+def test_cli_tags_on_the_cluster_with_ray_flag(ray_cluster, fault_server, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    server = fault_server()
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in instructions(24).to_list()))
+    out = tmp_path / "tagged.jsonl"
+    env = dict(os.environ, HF_PREFSEL_CACHE=str(tmp_path / "cache"))
+    done = subprocess.run(
+        [sys.executable, "-m", "hf_prefsel.cli", "tag", "--data", str(data), "--endpoint", server.url, "--route", "completion",
+         "--explanations", "yes", "--batch-size", "4", "--ray", ray_cluster.address, "--output", str(out)],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["tags"] for r in rows] == [[f"topic word{i}"] for i in range(24)]
+    assert server.generation_requests == 24

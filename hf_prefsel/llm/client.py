@@ -103,8 +103,7 @@ class LLMClient:
         self._woken = 0  # waiters woken that have not taken their room yet
         self._rr = 0
         self._down_until: dict[int, float] = {}
-        # each replica's last failed probe: loop time, and the error until an attempt has reported it
-        self._probe_failures: dict[Backend, tuple[float, BaseException | None]] = {}
+        self._probe_failures: dict[Backend, tuple[float, BaseException]] = {}  # each replica's last failed probe
 
     def __repr__(self) -> str:
         return f"LLMClient({self.config!r})"
@@ -311,6 +310,8 @@ class LLMClient:
         started: float | None = None  # the deadline counts from the first attempt, not from waiting for a slot
         deadline_hit = False
         for attempt in range(self.config.max_retries + 1):
+            # a failed probe of the chosen replica since this attempt began (the first: shortly before) fails it too
+            fresh_since = asyncio.get_running_loop().time() - (self.config.connect_timeout if attempt == 0 else 0.0)
             index = await self._acquire(avoid, warm)
             started = asyncio.get_running_loop().time() if started is None else started
             backend, limit = self.backends[index], self._limits[index]
@@ -322,7 +323,7 @@ class LLMClient:
                 raise
             backend.remember(warm)
             try:
-                await self._prepare(backend, strict=True)
+                await self._prepare(backend, fresh_since=fresh_since)
                 self._note_slots()
                 send = self._send(backend, messages, params, schema, prefill)
                 # an in-process model cannot be interrupted, so a timeout would only duplicate work
@@ -389,22 +390,23 @@ class LLMClient:
         except TimeoutError:
             raise NoAnswer(backend.name, round(limit, 3), "request") from None
 
-    async def _prepare(self, backend: Backend, *, strict: bool = False) -> None:
+    async def _prepare(self, backend: Backend, *, fresh_since: float | None = None) -> None:
         """Probe `backend` (dialect, model id, capacity) within `connect_timeout`: a healthy server answers at once.
 
-        A transient probe failure is remembered for `connect_timeout` seconds. Lenient callers (the dialect and the
-        cache key, looked up before the first attempt) then go on with the defaults without waiting again; the next
-        attempt (`strict`) fails with that error at once, later ones probe again: a silent server costs
-        `connect_timeout` per attempt, once. 401/403/404 raise `EndpointAccessError` at once.
+        Lenient callers (the dialect and the cache key, looked up before the first attempt) go on with the defaults
+        after a transient failure, and do not probe again within `connect_timeout`. An attempt (`fresh_since` set)
+        raises the failure, and fails at once with a failure of another request's probe made since `fresh_since`:
+        requests queued behind one another (the concurrency limit) would otherwise each wait `connect_timeout`, so
+        a silent server costs `connect_timeout` per round of attempts, however many rows wait. 401/403/404 raise
+        `EndpointAccessError` at once.
         """
         loop = asyncio.get_running_loop()
-        when, unreported = self._probe_failures.get(backend, (None, None))
-        if when is not None and loop.time() - when < self.config.connect_timeout:
-            if not strict:
+        when, failure = self._probe_failures.get(backend, (None, None))
+        if when is not None and failure is not None:
+            if fresh_since is None and loop.time() - when < self.config.connect_timeout:
                 return
-            if unreported is not None:
-                self._probe_failures[backend] = (when, None)
-                raise unreported
+            if fresh_since is not None and when >= fresh_since:
+                raise failure
         try:
             await asyncio.wait_for(backend.prepare(), self.config.connect_timeout)
         except TimeoutError:
@@ -418,8 +420,8 @@ class LLMClient:
         else:
             self._probe_failures.pop(backend, None)
             return
-        self._probe_failures[backend] = (loop.time(), None if strict else error)
-        if strict:
+        self._probe_failures[backend] = (loop.time(), error)
+        if fresh_since is not None:
             raise error
 
     async def _send(

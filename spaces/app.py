@@ -31,8 +31,8 @@ import gradio as gr
 
 from hf_prefsel.errors import HfPrefselError
 from hf_prefsel.options import option
-from hf_prefsel.pd.pipeline import PDPipelineConfig
-from hf_prefsel.tacos.pipeline import TacosConfig
+from hf_prefsel.pd.pipeline import PD, PDPipelineConfig
+from hf_prefsel.tacos.pipeline import TACOS, TacosConfig
 from hf_prefsel.space import data as space_data
 from hf_prefsel.space import methods
 from hf_prefsel.space.export import push_result, write_downloads
@@ -277,7 +277,7 @@ def build_demo(limits: SpaceLimits | None = None, models: ModelProvider | None =
         with gr.Tabs():
             with gr.Tab("TACOS", elem_id="tab-tacos"):
                 gr.Markdown("Open intent tagging, tag normalization and clustering, then comparative scoring of "
-                            "pairs within a cluster (He et al., arXiv 2507.03673).")
+                            f"pairs within a cluster (He et al., arXiv {TACOS.arxiv}).")
                 with gr.Row():
                     tacos_rows = gr.Slider(4, limits.max_llm_rows, value=20, step=1, label="Rows to use (the first N)", elem_id="tacos-rows")
                     tacos_budget = gr.Number(value=6, precision=0, minimum=1, label="Rows to select (budget)", elem_id="tacos-budget")
@@ -301,7 +301,7 @@ def build_demo(limits: SpaceLimits | None = None, models: ModelProvider | None =
                     tags_check = gr.Slider(0, 2, value=0, step=1, label="Checker rounds (each re-asks the model)")
                 tags_btn = gr.Button("Run TAGS", variant="primary", elem_id="run-tags")
             with gr.Tab("PD", elem_id="tab-pd"):
-                gr.Markdown("Preference divergence (Zhang et al., arXiv 2508.07638): split rated responses into "
+                gr.Markdown(f"Preference divergence (Zhang et al., arXiv {PD.arxiv}): split rated responses into "
                             "single-aspect pairs, score each pair under the *other* aspects, keep the pairs they agree "
                             "on. Uses the ratings in the data, so it needs no model. Load a *ratings* sample set first.")
                 with gr.Row():

@@ -183,7 +183,7 @@ def first_bad_json_line(path: str) -> str | None:
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = json.loads(line.rstrip("\r\n"))  # with the newline, an unclosed row is reported on "line 2"
             except json.JSONDecodeError as err:
                 return f"line {number}, column {err.colno}: not valid JSON ({err.msg})"
             if not isinstance(row, dict):

@@ -68,6 +68,17 @@ def test_rerun_after_failed_rows_pays_for_them_and_returns_good_tags(fault_serve
     assert server.generation_requests == 9 and third_tagger.usage.cache_hits == 0
 
 
+def test_rerun_after_failed_several_rows_calls(fault_server, cache_path, rows_on_disk):
+    server = fault_server()
+    server.plan = [("status", 502)] * 4  # both calls of 2 + 1 rows, twice each
+    make = lambda: OpenTagger(server.config(cache_path, backoff=0.01, max_retries=1), explanations=True,  # noqa: E731
+                              rows_per_call=2)
+    assert all(rows_on_disk.map(make(), batched=True)["tags_error"])
+    again = rows_on_disk.map(make(), batched=True)
+    # the rerun: the two-row call (the fake answers it with one list, so both rows are asked again alone) and the third
+    assert not any(again["tags_error"]) and server.generation_requests == 4 + 4
+
+
 def test_failures_in_this_process_also_change_the_identity(fault_server, cache_path, rows_on_disk):
     server = fault_server()
     server.plan = [("status", 503)] * 2

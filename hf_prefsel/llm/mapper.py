@@ -152,12 +152,13 @@ class LLMMapper(abc.ABC):
 
 
 def _is_single_row(batch: Any, indices: Any) -> bool:
-    """Whether `datasets` passed one row (`batched=False`) rather than a batch: its row type, an int index, or
-    values that are not all lists (a string in a batch's place would be iterated character by character)."""
+    """Whether `datasets` passed one row (`batched=False`) rather than a batch: its row type, an int index, or a
+    scalar value where a batch has a column (a string there would be iterated character by character)."""
     kind = type(batch).__name__
     if kind in ("LazyRow", "LazyBatch"):
         return kind == "LazyRow"
-    return isinstance(indices, int) or not all(isinstance(v, list) for v in batch.values())
+    scalar = (str, bytes, dict, int, float, bool, type(None))
+    return isinstance(indices, int) or any(isinstance(v, scalar) for v in batch.values())
 
 
 def text_field(row: dict[str, Any], column: str, *, required: bool = True) -> str:

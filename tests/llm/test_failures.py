@@ -301,3 +301,12 @@ def test_other_client_errors_stay_per_row(fault_server, cache_path):
     results = client.run_structured([TAGGING_PROMPT.messages(q) for q in QUESTIONS[:2]], IntentTags)
     assert not results[0].ok and results[1].ok
     assert isinstance(EndpointAccessError("x"), EndpointError)
+
+
+def test_single_row_detection_outside_datasets(fault_server, cache_path):
+    t = tagger(fault_server(), cache_path)
+    with pytest.warns(UserWarning, match="batched=True"):
+        row = t({"instruction": QUESTIONS[0], "input": None})
+    assert row["tags"] == first_words(QUESTIONS[:1])[0] and row["tags_error"] == ""
+    batch = t({"instruction": tuple(QUESTIONS[:2])})  # any sequence of values is a batch
+    assert batch["tags"] == first_words(QUESTIONS[:2])

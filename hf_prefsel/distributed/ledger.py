@@ -4,20 +4,18 @@ A single process checks `LLMConfig.max_calls` and `max_total_tokens` against its
 doing that would spend N times the budget. Here a small Ray actor (`Ledger`) holds the run's budget, and each
 worker's clients draw calls from it in leases (`LeasedBudget`): large while much is left, one at a time near
 the end, so the run never makes more calls than `max_calls` and few calls go unused in a worker's lease.
-Tokens are reported to the ledger as they are spent; like in one process, requests already in flight when the
-token budget runs out still finish.
+With a token budget, each call first reports the worker's tokens and reads the run's total; like in one process,
+requests already in flight when the token budget runs out still finish.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from ..errors import BudgetExceededError
 from ..llm.usage import Budget, Usage
 
-TOKEN_REFRESH_SECONDS = 0.5  # how stale a worker's view of the run's token total may get
 MAX_LEASE = 16  # calls one lease may grant
 
 
@@ -64,7 +62,6 @@ class LeasedBudget(Budget):
         self._allowance = 0
         self._reported_tokens = 0
         self._run_tokens = 0
-        self._synced = 0.0
         self._sync_lock = threading.Lock()
 
     def _sync(self, want: int) -> None:
@@ -75,7 +72,6 @@ class LeasedBudget(Budget):
         self._reported_tokens += spent
         self._run_tokens = run_tokens
         self._allowance += granted
-        self._synced = time.monotonic()
 
     def _run_total_tokens(self) -> int:
         return self._run_tokens + self.usage.total_tokens - self._reported_tokens
@@ -83,8 +79,9 @@ class LeasedBudget(Budget):
     def reserve(self) -> None:
         with self._sync_lock:
             if self.max_total_tokens is not None:
-                if time.monotonic() - self._synced > TOKEN_REFRESH_SECONDS or self._run_total_tokens() >= self.max_total_tokens:
-                    self._sync(0)
+                # what other workers spent is only known by asking: once per call (about a millisecond), which
+                # bounds the overshoot by the calls in flight over the cluster, as in one process
+                self._sync(self._want if self.max_calls is not None and self._allowance == 0 else 0)
                 if self._run_total_tokens() >= self.max_total_tokens:
                     raise BudgetExceededError(
                         f"The run's token budget of {self.max_total_tokens} is spent ({self._run_total_tokens()} used over "
@@ -103,6 +100,12 @@ class LeasedBudget(Budget):
     def release(self) -> None:
         """Nothing to give back: a reserved call is a call made (retries reserve again)."""
 
+    def flush(self) -> None:
+        """Report the tokens spent since the last call, so other workers see them even if this one makes no more."""
+        if self.max_total_tokens is not None:
+            with self._sync_lock:
+                self._sync(0)
+
 
 def budget_factory(ledger: Any, want: int) -> Any:
     """What a worker process builds clients' budgets with: plain for clients without caps, leased otherwise."""
@@ -113,6 +116,15 @@ def budget_factory(ledger: Any, want: int) -> Any:
         return LeasedBudget(ledger, max_calls, max_total_tokens, usage, want=want)
 
     return make
+
+
+def flush_all() -> None:
+    """`flush` every leased budget of this worker process (after each batch)."""
+    from ..llm.client import shared_clients
+
+    for client in shared_clients():
+        if isinstance(client.budget, LeasedBudget):
+            client.budget.flush()
 
 
 def install(ledger: Any, want: int) -> None:

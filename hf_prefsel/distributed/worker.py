@@ -63,6 +63,7 @@ class BatchWorker:
     def run(self, batch: dict[str, list[Any]], ids: list[int]) -> tuple[list[int], dict[str, list[Any]], dict[str, int]]:
         """The new columns of one batch, and the usage spent since this worker's last report."""
         out = self.fn(batch, ids)
+        ledger_module.flush_all()
         for name, values in out.items():
             if len(values) != len(ids):
                 raise DataError(f"{type(self.fn).__name__} returned {len(values)} values of {name!r} for a batch of {len(ids)} rows.")

@@ -65,6 +65,16 @@ def test_total_in_flight_and_call_budget_stay_what_the_user_set(ray_cluster, fau
     assert all("BudgetExceededError" in e for e in out["tags_error"] if e)
 
 
+def test_token_budget_is_shared_by_all_workers(ray_cluster, fault_server, tmp_path):
+    server = fault_server(responder=SlowResponder(0.02))  # 15 tokens a reply
+    llm = server.config(str(tmp_path / "t.sqlite"), max_concurrency=4, max_total_tokens=300)
+    out, usage = executor(ray_cluster, tmp_path).map(instructions(96), OpenTagger(llm), batch_size=8, desc="tokens")
+    # like one process: no call starts once 300 are spent; calls already in flight (at most 4) still finish
+    assert 300 <= usage["prompt_tokens"] + usage["completion_tokens"] <= 300 + 4 * 15
+    assert server.generation_requests == usage["calls"] <= 24
+    assert sum(1 for e in out["tags_error"] if "BudgetExceededError" in e) == 96 - usage["calls"]
+
+
 def test_errors_a_mapper_raises_come_back_as_they_are(ray_cluster, tmp_path):
     from hf_prefsel.llm import LLMConfig
 

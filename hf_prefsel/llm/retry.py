@@ -83,7 +83,7 @@ def is_access_refusal(exc: BaseException) -> bool:
 def access_error(url: str, exc: BaseException, secrets: Iterable[str | None] = ()) -> EndpointAccessError:
     """The error for a refusal: what the server said (redacted) and what to check."""
     status = status_of(exc)
-    hint = _ACCESS_HINTS.get(status or 0, "check the URL, the token and the model name")
+    hint = _ACCESS_HINTS.get(status or 0, "check the URL, the token and the model name").replace("<URL>", url)
     return EndpointAccessError(f"{url} refused the request (HTTP {status}, not retried): {hint}. Server said: "
                                f"{error_text(exc, secrets=secrets)}")
 

@@ -5,7 +5,8 @@ small number in flight leaves most of it idle, and too many only queue (or are r
 gets its own `ReplicaLimit`:
 
 - if the server says what it can take (`/info` `max_concurrent_requests` on TGI, `/props` `total_slots` on
-  llama.cpp, one request at a time on llama-cpp-python), that is the limit (`reported_limit`);
+  llama.cpp, one request at a time on llama-cpp-python), that is the limit (`reported_limit`), lowered only by
+  429/503 replies and timeouts (and regained window by window);
 - otherwise the limit is found by measuring, from a cold start of `START` requests. While the limit is fully
   used and each doubling raises throughput (in flight / latency per generated token) by `RISE`, it doubles
   (a batching server's step time grows slowly with the batch, so latency alone would stop too early). Then it
@@ -143,7 +144,8 @@ class ReplicaLimit:
         else:
             baseline = self._baseline if self._baseline is not None else latency
             ratio = latency / baseline
-            if ratio > TOLERANCE:
+            # a reported capacity is the server's own word: only refusals and timeouts lower it, not latency
+            if ratio > TOLERANCE and self.reported is None:
                 # requests queue in the server: shrink towards the load at which latency was within tolerance
                 self._limit = self._bound(self._limit * max(0.5, TOLERANCE / ratio))
             else:

@@ -47,9 +47,8 @@ def reply_text(body: dict[str, Any]) -> str:
     schema = body.get("json_schema") or (body.get("response_format") or {}).get("schema") or (
         ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
     ) or ((body.get("parameters") or {}).get("grammar") or {}).get("value")
-    if schema is not None:
-        items = (schema.get("items") or {}) if isinstance(schema, dict) else {}
-        return json.dumps(objects if items.get("type") == "object" or "properties" in items else tags)
+    if schema is not None:  # tag objects when the schema has an explanation field, plain tags otherwise
+        return json.dumps(objects if "explanation" in json.dumps(schema) else tags)
     if prompt.endswith('[{"tag":"'):
         return json.dumps(objects)[len('[{"tag": "'):]
     if prompt.endswith('["'):

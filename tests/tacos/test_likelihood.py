@@ -1,0 +1,78 @@
+"""IFD from token log-probabilities: the ratio against a hand computation (fake source), and one real-model run."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from datasets import Dataset
+
+from hf_prefsel.llm.logprobs import LogprobUsage, choice_logprobs, top_logprob_lists
+from hf_prefsel.tacos.likelihood import ALONE_TEMPLATE, IFDScorer, cherry_quality, fit_quality, ifd_ratio
+
+
+class FakeSource:
+    """Chosen per-token log-probabilities of the response, with and without the instruction."""
+
+    def __init__(self, conditioned: list[float], alone: list[float]):
+        self.conditioned, self.alone = conditioned, alone
+        self.seen: list[tuple[str, str]] = []
+        self.usage = LogprobUsage()
+
+    def continuation(self, context: str, text: str) -> list[float]:
+        self.seen.append((context, text))
+        return self.alone if context == ALONE_TEMPLATE else self.conditioned
+
+    def choices(self, prompt, options):  # pragma: no cover - not used by IFD
+        raise AssertionError
+
+
+def test_ifd_matches_hand_computation():
+    conditioned, alone = [-0.5, -1.0, -1.5], [-2.0, -1.0, -3.0, -2.0]
+    # PPL(A|Q) = exp((0.5 + 1.0 + 1.5) / 3) = e^1; PPL(A) = exp((2 + 1 + 3 + 2) / 4) = e^2; IFD = e^-1
+    source = FakeSource(conditioned, alone)
+    ds = Dataset.from_dict({"instruction": ["Name a colour."], "input": [""], "output": ["Blue."]})
+    out = ds.map(IFDScorer(source=source), batched=True)
+    assert out["ppl_conditioned"][0] == pytest.approx(math.e)
+    assert out["ppl_alone"][0] == pytest.approx(math.e ** 2)
+    assert out["ifd"][0] == pytest.approx(math.exp(-1))
+    assert out["ifd_quality"][0] == pytest.approx(1 - math.exp(-1))
+    assert out["ifd_error"][0] == ""
+    # the response is scored after the same cue in both passes; only the instruction differs
+    assert source.seen == [("Instruction: Name a colour.\nResponse:", " Blue."), ("Response:", " Blue.")]
+
+
+def test_empty_response_is_recorded_not_scored():
+    ds = Dataset.from_dict({"instruction": ["Say hi."], "output": ["  "]})
+    out = ds.map(IFDScorer(source=FakeSource([-1.0], [-1.0]), input_column=None), batched=True)
+    assert math.isnan(out["ifd"][0]) and "empty" in out["ifd_error"][0]
+    assert out["ifd_quality"][0] == 0.0
+
+
+def test_quality_rules():
+    assert cherry_quality(0.8) == 0.8 and cherry_quality(1.2) == 0.0 and cherry_quality(math.nan) == 0.0
+    assert fit_quality(0.25) == 0.75 and fit_quality(1.5) == 0.0
+    assert math.isnan(ifd_ratio([], [-1.0]))
+
+
+def test_top_logprobs_both_reply_shapes():
+    chat_shape = {"choices": [{"logprobs": {"content": [
+        {"token": " ", "logprob": -0.1, "top_logprobs": [{"token": " ", "logprob": -0.1}]},
+        {"token": "1", "logprob": -0.4, "top_logprobs": [{"token": "1", "logprob": -0.4}, {"token": "2", "logprob": -1.2}]},
+    ]}}]}
+    legacy = {"choices": [{"logprobs": {"top_logprobs": [{" ": -0.1}, {"2": -0.3, "x": -2.0}]}}]}
+    assert choice_logprobs(top_logprob_lists(chat_shape), [" 1", " 2"]) == {" 1": -0.4, " 2": -1.2}
+    assert choice_logprobs(top_logprob_lists(legacy), [" 1", " 2"]) == {" 1": -math.inf, " 2": -0.3}
+
+
+@pytest.mark.slow
+def test_ifd_on_the_embedded_model():
+    pytest.importorskip("llama_cpp")
+    ds = Dataset.from_dict({
+        "instruction": ["What is the capital of France?", "What is the capital of France?"],
+        "output": ["The capital of France is Paris.", "Bananas are rich in potassium."],
+    })
+    out = ds.map(IFDScorer(input_column=None), batched=True)
+    fitting, unrelated = out["ifd"]
+    assert 0 < fitting < 1  # the instruction makes the fitting answer more predictable
+    assert fitting < unrelated  # ... and more so than an unrelated one

@@ -5,6 +5,7 @@ Selection" (He et al., ICME 2025, arXiv 2507.03673); released code `hexixiang/Op
 """
 
 from .cluster import TagClusterConfig, TagClusterer, cluster_members, dedup_by_label_set
+from .likelihood import IFDScorer
 from .normalize import NormalizationStep, TagNormalizer, TagNormalizerConfig, fpgrowth
 from .scorer import ComparativeScorer, ComparativeScorerConfig, ScoringReport, SingletonScorer
 from .select import SelectionConfig, SelectionPlan, plan_selection, select_dataset, select_indices
@@ -21,6 +22,7 @@ __all__ = [
     "TACOS",
     "ComparativeScorer",
     "ComparativeScorerConfig",
+    "IFDScorer",
     "IntentTag",
     "ScoringReport",
     "SingletonScorer",

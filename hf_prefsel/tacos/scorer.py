@@ -119,6 +119,11 @@ class ComparativeScorerConfig:
             (~50 tokens); a judge rambling past the cap is cut and repaired instead of paid for up to the
             endpoint's default.
         seed (`int`, defaults to 0).
+        verdict (`"sampled" | "probability"`, defaults to `"sampled"`): `probability` reads P(sample 1 is better)
+            from the judge's token probabilities (`hf_prefsel.tacos.prob_verdict`; with `swap=True` the two orders
+            average in probability space, so a pure position preference cancels exactly). It is judged in this
+            process (exact log-probabilities for the embedded model; servers must return `logprobs`, otherwise
+            sampled verdicts are used) and ignores `prompt` and `executor`.
     """
 
     instruction_column: str = "instruction"
@@ -133,8 +138,11 @@ class ComparativeScorerConfig:
     max_chars: int = 1200
     max_tokens: int = 128
     seed: int = 0
+    verdict: Literal["sampled", "probability"] = "sampled"
 
     def __post_init__(self) -> None:
+        if self.verdict not in ("sampled", "probability"):
+            raise ConfigError(f"verdict must be 'sampled' or 'probability', got {self.verdict!r}.")
         if self.passes < 1:
             raise ConfigError(f"passes must be >= 1, got {self.passes}.")
         if self.aggregate not in ("mean", "bradley_terry"):
@@ -308,7 +316,12 @@ class ComparativeScorer(_JudgeBase):
         self._announce(len(orders))
         client = get_client(self.llm)
         before = client.usage.as_dict()
-        if executor is None:
+        spent: dict[str, int] | None = None
+        results = self._probability_verdicts([pair_text(texts[a], texts[b]) for a, b in orders]) \
+            if cfg.verdict == "probability" else None
+        if results is not None:
+            spent = self._probability_usage
+        elif executor is None:
             results = client.run_structured(
                 [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress,
                 desc="Comparative scoring", overrides={"max_tokens": cfg.max_tokens},
@@ -357,7 +370,7 @@ class ComparativeScorer(_JudgeBase):
             pairs=len(pairs), calls_planned=len(orders), judged=sum(r.ok for r in results),
             failed=sum(not r.ok for r in results), scored_samples=int(np.sum(~np.isnan(scores))),
             unscored_samples=int(np.sum(np.isnan(scores))), position_bias_rate=(flips / both) if both else None,
-            usage={k: after[k] - before[k] for k in after} if executor is None else spent,
+            usage={k: after[k] - before[k] for k in after} if spent is None else spent,
         )
         paired = {i for pair in pairs for i in pair}
         for i in range(n):
@@ -368,6 +381,17 @@ class ComparativeScorer(_JudgeBase):
         out = _replace_column(ds, cfg.score_column, [float(x) for x in scores])
         out = _replace_column(out, "n_comparisons", counts)
         return _replace_column(out, "score_error", errors)
+
+    def _probability_verdicts(self, texts: list[str]) -> list[Any] | None:
+        """Probability verdicts for the pair texts, or `None` when the judge gives no log-probabilities."""
+        from ..llm.logprobs import logprob_source
+        from .prob_verdict import probability_verdicts
+
+        source = logprob_source(self.llm)
+        calls, tokens = source.usage.calls, source.usage.total_tokens
+        results = probability_verdicts(self.llm, texts, source=source)
+        self._probability_usage = {"calls": source.usage.calls - calls, "total_tokens": source.usage.total_tokens - tokens}
+        return results
 
 
 class SingletonScorer(_JudgeBase):

@@ -15,7 +15,7 @@ rows/s of both and their ratio; then the break-even size (the smallest at which 
 with the endpoints as the wall it cannot do better than match it) and, last, `ratio: X` = Ray rows/s / single
 rows/s at the largest size.
 
-    python benchmarks/ray_scaling.py                 # 2k, 10k and 50k rows (~15 minutes)
+    python benchmarks/ray_scaling.py                 # 2k, 10k and 50k rows (~25 minutes)
     python benchmarks/ray_scaling.py --sizes 2000    # a quick look
 """
 

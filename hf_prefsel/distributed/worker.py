@@ -26,7 +26,8 @@ class BatchWorker:
     Args:
         fn: the batched row callable; an `LLMMapper` gets its config rewritten here (see below).
         share (`int`, *optional*): requests this worker may keep in flight (`max_concurrency` of its config).
-        cache_root (`str`, *optional*): folder (on this node's disk, `~` expanded here) for node caches.
+        cache_root (`str`, *optional*): folder (on this node's disk, `~` expanded here) for node caches; defaults to
+            `ray_nodes/` next to this node's request cache.
         run_id (`str`): names this run's node cache files.
         seed (`list`, *optional*): replies to put in the node cache first (a resumed run's earlier replies).
         ledger (*optional*): the run's `Ledger` actor when the config has a call or token budget.
@@ -42,7 +43,7 @@ class BatchWorker:
             changes: dict[str, Any] = {}
             if share is not None:
                 changes["max_concurrency"] = share
-            if llm.cache and cache_root:
+            if llm.cache:
                 path = caches.node_cache_path(cache_root, run_id, self.node_id)
                 if seed:
                     caches.add_replies(path, seed)

@@ -144,3 +144,6 @@ def test_cli_tags_on_the_cluster_with_ray_flag(ray_cluster, fault_server, tmp_pa
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["tags"] for r in rows] == [[f"topic word{i}"] for i in range(24)]
     assert server.generation_requests == 24
+    from hf_prefsel.distributed.caches import read_replies
+
+    assert len(read_replies(str(tmp_path / "cache" / "requests.sqlite"))) == 24  # default node caches merged back here

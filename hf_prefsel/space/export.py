@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..errors import ConfigError, HfPrefselError
 from ..hub import push_dataset, save_dataset
+from ..llm.redact import redact
 from .runs import RunResult
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -44,11 +45,6 @@ def check_repo_id(repo_id: str) -> str:
     return repo_id
 
 
-def scrub(text: str, secret: str | None) -> str:
-    """`text` with `secret` replaced, for error messages that might quote a request."""
-    return text.replace(secret, "<token>") if secret else text
-
-
 def push_result(result: RunResult, repo_id: str, token: str | None, *, private: bool = True) -> str:
     """Push the result, its card and its artifacts to a Hub dataset repo; returns the commit URL.
 
@@ -66,6 +62,6 @@ def push_result(result: RunResult, repo_id: str, token: str | None, *, private: 
         return push_dataset(result.dataset, repo_id, result.provenance, artifacts=result.artifacts, private=private,
                             token=token, local_copy=False)
     except HfPrefselError as exc:
-        raise HfPrefselError(scrub(str(exc), token)) from None
+        raise HfPrefselError(redact(exc, secrets=[token], limit=None)) from None
     except Exception as exc:  # HTTP errors from the Hub (401, 403, 404...), summarized without the request
-        raise HfPrefselError(f"The push to {repo_id!r} failed: {type(exc).__name__}: {scrub(str(exc), token)[:300]}") from None
+        raise HfPrefselError(f"The push to {repo_id!r} failed: {type(exc).__name__}: {redact(exc, secrets=[token], limit=300)}") from None

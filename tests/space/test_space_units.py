@@ -9,7 +9,7 @@ import pytest
 
 from hf_prefsel.errors import ConfigError, DataError
 from hf_prefsel.space import data as space_data
-from hf_prefsel.space.export import check_repo_id, scrub
+from hf_prefsel.space.export import check_repo_id
 from hf_prefsel.space.limits import SpaceLimits
 from hf_prefsel.space.models import check_endpoint_url
 from hf_prefsel.space.views import TreeNode, histogram_chart, squarify, treemap_html
@@ -87,7 +87,9 @@ def test_repo_checks():
     for bad in ("me", "../x", "me/x/y", "me/.."):
         with pytest.raises(ConfigError):
             check_repo_id(bad)
-    assert scrub("token hf_abc failed", "hf_abc") == "token <token> failed"
+    from hf_prefsel.llm.redact import redact  # the Space's push errors go through the library's one redaction
+
+    assert redact("token my-secret-value failed", secrets=["my-secret-value"]) == "token [REDACTED] failed"
 
 
 def test_squarify_fills_the_box():

@@ -3,7 +3,7 @@
 A pipeline hands each per-row stage (a tagger, a judge's pair mapper, a generator) to an executor as a
 `datasets` batched callable and gets back the dataset with the new columns, in input order, and what that
 stage cost. Global stages (normalization, clustering, trees, samplers) always run in the driver process.
-`LocalExecutor` is `Dataset.map`; `hf_prefsel.distributed.RayExecutor` runs the same callables on Ray Data.
+`LocalExecutor` is `Dataset.map`; `hf_prefsel.distributed.RayExecutor` runs the same callables on Ray actors across a cluster.
 """
 
 from __future__ import annotations

@@ -54,7 +54,11 @@ class LogprobSource(Protocol):
 
 
 class LocalLogprobs:
-    """The embedded model in this process, with logits kept for every token (`logits_all`), one call at a time.
+    """The embedded model in this process, one call at a time.
+
+    Logits are computed only where they are read (the positions that predict the scored text) and only those rows
+    leave llama.cpp; with `logits_all=True` every prompt token would pay for the 262k-entry output layer and a copy of
+    it. A shared prefix with the previous call (a few-shot prompt, the options after one prompt) is not evaluated again.
 
     Args:
         model_path (`str`, *optional*): a GGUF file; defaults to the bundled Gemma 3 270M.
@@ -62,12 +66,16 @@ class LocalLogprobs:
         n_threads (`int`, *optional*): defaults to the machine's cores (at most 4).
     """
 
+    CONTEXT_BATCH = 512  # tokens decoded at once where no logits are read
+    LOGITS_BATCH = 64  # ... and where they are (each row is 262k floats)
+
     def __init__(self, model_path: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None):
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 4))
         self.usage = LogprobUsage()
         self._llm: Any = None
+        self._cached: list[int] = []  # tokens whose keys and values sit in the model's cache
         self._lock = threading.Lock()
 
     @property
@@ -79,9 +87,8 @@ class LocalLogprobs:
                 raise DependencyError("llama-cpp-python", "local", "In-process log-probabilities") from exc
             from .local import local_model_path
 
-            # n_batch 256: with logits_all llama.cpp keeps n_batch x vocabulary (262k) floats per step
-            self._llm = Llama(model_path=self.model_path or local_model_path(), logits_all=True, n_ctx=self.n_ctx,
-                              n_batch=256, n_threads=self.n_threads, verbose=False)
+            self._llm = Llama(model_path=self.model_path or local_model_path(), n_ctx=self.n_ctx,
+                              n_batch=self.CONTEXT_BATCH, n_threads=self.n_threads, verbose=False)
         return self._llm
 
     def _tokens(self, context: str, text: str) -> tuple[list[int], int]:
@@ -95,37 +102,48 @@ class LocalLogprobs:
             start += 1
         if len(full) > self.n_ctx:
             raise DataError(f"{len(full)} tokens do not fit the {self.n_ctx}-token context; cut the texts or raise n_ctx.")
+        if start >= len(full):
+            raise DataError("the text to score adds no token to its context")
         return full, max(start, 1)
 
-    def _evaluate(self, tokens: list[int]) -> np.ndarray:
-        """Logits of every position of `tokens`, reusing the positions shared with the previous call."""
+    def _decode(self, tokens: Sequence[int], n_past: int, targets: Sequence[int] | None = None) -> list[float]:
+        """Decode `tokens` after `n_past` cached ones; with `targets`, the log-probability of `targets[i]` at each
+        position i (the token that follows `tokens[i]`).
+
+        Uses llama-cpp-python's batch and context objects (`Llama._batch`, `Llama._ctx`, as `Llama.eval` does), the
+        only way to ask llama.cpp for the logits of chosen positions. Rows are read in place (float32, no copy)."""
         llm = self.llm
-        kept = 0
-        previous = llm.input_ids[: llm.n_tokens]
-        while kept < min(len(previous), len(tokens)) and previous[kept] == tokens[kept]:
-            kept += 1
-        llm.n_tokens = kept
-        llm.eval(tokens[kept:])
-        self.usage.add(1, len(tokens) - kept)
-        return llm.scores[: len(tokens)]
+        size = self.LOGITS_BATCH if targets is not None else self.CONTEXT_BATCH
+        out: list[float] = []
+        for i in range(0, len(tokens), size):
+            chunk = list(tokens[i : i + size])
+            llm._batch.set_batch(chunk, n_past=n_past + i, logits_all=targets is not None)
+            llm._ctx.decode(llm._batch)
+            if targets is not None:
+                logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), llm.n_vocab()))
+                top = logits.max(axis=1)
+                norm = top.astype(np.float64) + np.log(np.exp(logits - top[:, None]).sum(axis=1, dtype=np.float64))
+                picked = logits[np.arange(len(chunk)), np.asarray(targets[i : i + size])].astype(np.float64)
+                out.extend((picked - norm).tolist())
+        return out
 
     def continuation(self, context: str, text: str) -> list[float]:
         with self._lock:
             tokens, start = self._tokens(context, text)
-            logits = self._evaluate(tokens)
-            return _picked_logprobs(logits, tokens, start)
+            # positions start-1 .. len-2 predict the text's tokens; the last token itself need not be decoded
+            kept = 0
+            while kept < min(len(self._cached), start - 1) and self._cached[kept] == tokens[kept]:
+                kept += 1
+            self._cached = self._cached[:kept]
+            self.llm._ctx.kv_cache_seq_rm(-1, kept, -1)
+            self._decode(tokens[kept : start - 1], kept)
+            logprobs = self._decode(tokens[start - 1 : -1], start - 1, targets=tokens[start:])
+            self._cached = list(tokens[:-1])
+            self.usage.add(1, len(tokens) - 1 - kept)
+            return logprobs
 
     def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
         return {option: float(sum(self.continuation(prompt, option))) for option in options}
-
-
-def _picked_logprobs(logits: np.ndarray, tokens: Sequence[int], start: int) -> list[float]:
-    """log p(tokens[i] | tokens[:i]) for i >= start; row i-1 of `logits` predicts token i."""
-    rows = np.asarray(logits[start - 1 : len(tokens) - 1], dtype=np.float64)
-    top = rows.max(axis=1, keepdims=True)
-    log_norm = top[:, 0] + np.log(np.exp(rows - top).sum(axis=1))
-    picked = rows[np.arange(len(rows)), np.asarray(tokens[start:])]
-    return (picked - log_norm).tolist()
 
 
 class HTTPLogprobs:

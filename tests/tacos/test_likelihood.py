@@ -76,3 +76,27 @@ def test_ifd_on_the_embedded_model():
     fitting, unrelated = out["ifd"]
     assert 0 < fitting < 1  # the instruction makes the fitting answer more predictable
     assert fitting < unrelated  # ... and more so than an unrelated one
+
+
+@pytest.mark.slow
+def test_local_logprobs_match_llama_cpp_eval():
+    """Reading only the scored positions' logits gives what llama-cpp-python's own full evaluation gives."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from hf_prefsel.llm import local_model_path
+    from hf_prefsel.llm.logprobs import LocalLogprobs
+
+    context, text = "Instruction: Name a primary colour.\nResponse:", " Red is a primary colour."
+    source = LocalLogprobs(n_ctx=256)
+    got = source.continuation(context, text)
+    assert source.continuation("Response:", text) != got  # another context: other probabilities
+    again = source.continuation(context, text)  # after the cache held another prompt
+    ref = llama_cpp.Llama(model_path=local_model_path(), logits_all=True, n_ctx=256, verbose=False)
+    full = ref.tokenize((context + text).encode(), add_bos=True)
+    head = ref.tokenize(context.encode(), add_bos=True)
+    ref.eval(full)
+    table = llama_cpp.Llama.logits_to_logprobs(ref.scores[: len(full)])
+    want = [float(table[i - 1, full[i]]) for i in range(len(head), len(full))]
+    # quantized matrix products sum in another order for other batch shapes: up to ~0.1 nat apart (an off-by-one
+    # position or a wrong token would be nats apart)
+    assert got == pytest.approx(want, abs=0.15)
+    assert again == pytest.approx(got, abs=0.15)

@@ -160,8 +160,10 @@ def _ifd_values(pairs: Sequence[Pair], ctx: "Context") -> tuple[list[float], int
 
         start = time.perf_counter()
         scorer = IFDScorer(ctx.likelihood_llm, input_column=None)
-        out = Dataset.from_dict(_rows(pairs, False)).map(scorer, batched=True, batch_size=16)
-        ctx.ifd = (list(out["ifd"]), scorer.usage.calls, scorer.usage.total_tokens, time.perf_counter() - start)
+        calls, tokens = scorer.usage.calls, scorer.usage.total_tokens  # the in-process model is shared: count the delta
+        out = Dataset.from_dict(_rows(pairs, False)).map(scorer, batched=True, batch_size=16, load_from_cache_file=False)
+        ctx.ifd = (list(out["ifd"]), scorer.usage.calls - calls, scorer.usage.total_tokens - tokens,
+                   time.perf_counter() - start)
     return ctx.ifd
 
 
@@ -325,7 +327,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         if servers is not None:
             servers.close()
         tmp.cleanup()
-    where = f"endpoint {', '.join(args.endpoint)}" if args.endpoint else f"embedded Gemma 3 270M ({args.backend} servers)"
+    where = f"endpoint {', '.join(args.endpoint)}" if args.endpoint else (
+        f"embedded Gemma 3 270M (comparative, singleton: {args.replicas} {args.backend} servers; "
+        "ifd, comparative_prob: in process)")
     print(f"\n{sum(map(len, pairs.values()))} pairs, {where}, seed {args.seed}")
     print("| judge | set | n | agreement [95% CI] | judge ties | failed | position consistency | calls / tokens / s per verdict |")
     print("|---|---|---|---|---|---|---|---|")

@@ -620,19 +620,9 @@ class LLMClient:
 
     async def _gather(self, coros: Sequence[Coroutine[Any, Any, T]], *, progress: bool, desc: str) -> list[T]:
         """Run coroutines concurrently (the semaphore bounds them), cancelling all if one raises or on Ctrl-C."""
-        tasks = [asyncio.ensure_future(c) for c in coros]
-        try:
-            if progress:
-                from tqdm.auto import tqdm
+        from .gather import gather_all
 
-                for fut in tqdm(asyncio.as_completed(tasks), total=len(tasks), desc=desc):
-                    await fut
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return await gather_all(coros, progress=progress, desc=desc)
 
     # -- synchronous face -------------------------------------------------------------------
     def run_structured(

@@ -19,8 +19,10 @@ async def _settle(coro: Awaitable[Any]) -> Any:
         return exc
 
 
-async def _gather(coros: Sequence[Awaitable[Any]], desc: str, progress: bool) -> list[Any]:
-    tasks = [asyncio.ensure_future(_settle(c)) for c in coros]
+async def gather_all(coros: Sequence[Awaitable[Any]], *, desc: str, progress: bool) -> list[Any]:
+    """Run coroutines concurrently, results in input order, with a tqdm bar; if one raises (or on Ctrl-C) the
+    others are cancelled and awaited before the exception goes on (no request is left running)."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
     try:
         if progress and tasks:
             from tqdm.auto import tqdm
@@ -42,7 +44,7 @@ def gather(coros: Sequence[Awaitable[Any]], *, desc: str = "LLM", progress: bool
     raises at once: every other request would wait out its own retries to fail the same way."""
     if not coros:
         return []
-    return run_sync(_gather(list(coros), desc, progress))
+    return run_sync(gather_all([_settle(c) for c in coros], desc=desc, progress=progress))
 
 
 class UsageMeter:
@@ -62,4 +64,4 @@ class UsageMeter:
         return out
 
 
-__all__ = ["UsageMeter", "gather"]
+__all__ = ["UsageMeter", "gather", "gather_all"]

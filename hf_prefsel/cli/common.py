@@ -227,6 +227,11 @@ def input_name(path_or_id: str) -> str:
 
 def write_result(result: Any, args: argparse.Namespace) -> None:
     """`--output` then `--push-to-hub` (a failed push keeps the data on disk and its error says where)."""
+    if (args.output or args.push_to_hub) and len(result.dataset) == 0:
+        from ..errors import DataError
+
+        raise DataError("The run kept no rows (see the summary and notes above), so nothing was written or pushed: "
+                        "an empty file cannot be loaded back with its card's load_dataset snippet.")
     if args.output:
         print(f"wrote {result.save(args.output)}")
     if args.push_to_hub:

@@ -227,7 +227,10 @@ def input_name(path_or_id: str) -> str:
 
 def write_result(result: Any, args: argparse.Namespace) -> None:
     """`--output` then `--push-to-hub` (a failed push keeps the data on disk and its error says where)."""
-    if (args.output or args.push_to_hub) and len(result.dataset) == 0:
+    from ..result import MethodResult
+
+    # (TaP writes its prompts and ratings even without a pair: they were paid for and load on their own)
+    if (args.output or args.push_to_hub) and isinstance(result, MethodResult) and len(result.dataset) == 0:
         from ..errors import DataError
 
         raise DataError("The run kept no rows (see the summary and notes above), so nothing was written or pushed: "

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import collections
 import hashlib
 import json
 import logging
 import os
-import threading
 import uuid
 from dataclasses import dataclass
 from typing import Any, Coroutine, Generic, Sequence, TypeVar
@@ -16,9 +14,12 @@ from typing import Any, Coroutine, Generic, Sequence, TypeVar
 from ..errors import (
     BudgetExceededError, EndpointAccessError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError,
 )
-from .backends import Backend, HTTPBackend, HTTPStatusError, LocalBackend, Reply
+from .backends import Backend, HTTPStatusError, Reply
 from .cache import CachedReply, RequestCache, request_key
-from .concurrency import ReplicaLimit, is_overload, reported_limit
+from .concurrency import is_overload
+from .dispatch import ReplicaDispatch
+from .payload import RequestShape
+from .runloop import run_sync
 from .config import LLMConfig, bearer_token, default_cache_path
 from .redact import error_text, redact
 from .retry import NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_connection_failure, is_retryable
@@ -26,11 +27,8 @@ from .prompt import (
     FewShotPrompt,
     Message,
     TranscriptFormat,
-    answer_prefix,
-    answer_suffix,
     answers_single_line,
     prefix_key,
-    render_transcript,
 )
 from .structured import extract_json, parse_reply, rows_schema, schema_of, validate_value
 from .usage import Budget, Usage
@@ -70,7 +68,7 @@ class Result(Generic[T]):
         return self.error is None
 
 
-class LLMClient:
+class LLMClient(ReplicaDispatch, RequestShape):
     """Sends prompts to the configured model and returns validated, structured replies.
 
     Every paid reply goes into a persistent cache first, so a rerun (or a resumed run after a
@@ -96,171 +94,13 @@ class LLMClient:
         self._cache: RequestCache | None = None
         if self.config.cache:
             self._cache = RequestCache(self.config.cache_path or default_cache_path())
-        self._backends: list[Backend] | None = None
-        self._limits: list[ReplicaLimit] = []
-        self._total: asyncio.Semaphore | None = None  # the explicit cap over all replicas
-        self._waiters: collections.deque[tuple[asyncio.Future, set[int]]] = collections.deque()
-        self._woken = 0  # waiters woken that have not taken their room yet
-        self._rr = 0
-        self._down_until: dict[int, float] = {}
+        self._init_dispatch()
         self._probe_failures: dict[Backend, tuple[float, BaseException]] = {}  # each replica's last failed probe
 
     def __repr__(self) -> str:
         return f"LLMClient({self.config!r})"
 
-    # -- replicas ---------------------------------------------------------------------------
-    @property
-    def backends(self) -> list[Backend]:
-        if self._backends is None:
-            if self.config.is_local:
-                self._backends = [LocalBackend(self.config)]
-            else:
-                self._backends = [HTTPBackend(url, self.config) for url in self.config.endpoints]
-            # the embedded model runs one call at a time; more in flight would only queue on its lock
-            cap = 1 if self.config.is_local else self.config.max_concurrency
-            self._limits = [ReplicaLimit(cap=cap) for _ in self._backends]
-        return self._backends
-
-    def replica_limits(self) -> list[int]:
-        """Requests each replica may have in flight now (what its server reported, or what was measured)."""
-        return [limit.limit for limit in self._limits] if self.backends else []
-
-    def _candidates(self, avoid: set[int]) -> list[int]:
-        """Replicas that did not just fail to connect (all of them if none is left)."""
-        loop_time = asyncio.get_running_loop().time()
-        candidates = [i for i in range(len(self.backends)) if i not in avoid and self._down_until.get(i, 0) <= loop_time]
-        return candidates or list(range(len(self.backends)))
-
-    def _note_slots(self) -> None:
-        """Adopt what prepared replicas reported about their capacity, once each."""
-        for i, (backend, limit) in enumerate(zip(self.backends, self._limits)):
-            if backend.slots is not None and limit.reported is None:
-                limit.report(reported_limit(backend.slots, queues=backend.queues))
-                self._wake(i)
-
-    async def _acquire(self, avoid: set[int], warm: Sequence[str]) -> int:
-        """Wait for room on a replica (first come, first served), take it and return the replica's index."""
-        if self._total is None and self.config.max_concurrency is not None and not self.config.is_local:
-            self._total = asyncio.Semaphore(self.config.max_concurrency)
-        if self._total is not None:
-            await self._total.acquire()
-        try:
-            self._note_slots()
-            while (index := self._pick(avoid, warm)) is None:
-                future = asyncio.get_running_loop().create_future()
-                self._waiters.append((future, avoid))
-                try:
-                    await future
-                finally:
-                    if future.done() and not future.cancelled():
-                        self._woken -= 1
-        except BaseException:
-            if self._total is not None:
-                self._total.release()
-            raise
-        self.backends[index].in_flight += 1
-        return index
-
-    def _release(self, index: int) -> None:
-        self.backends[index].in_flight -= 1
-        if self._total is not None:
-            self._total.release()
-        self._wake(index)
-
-    def _wake(self, index: int) -> None:
-        """Wake as many waiting requests as replica `index` has room for, in arrival order, among those that may use
-        it. A woken request picks again and may find the room taken by a newer one; it then waits again."""
-        room = self._limits[index].limit - self.backends[index].in_flight
-        kept: collections.deque[tuple[asyncio.Future, set[int]]] = collections.deque()
-        while self._waiters:
-            future, avoid = self._waiters.popleft()
-            if future.done():
-                continue
-            if room > 0 and index in self._candidates(avoid):
-                future.set_result(None)
-                self._woken += 1
-                room -= 1
-            else:
-                kept.append((future, avoid))
-        self._waiters = kept
-
-    def _pick(self, avoid: set[int], warm: Sequence[str] = ()) -> int | None:
-        """The replica for the next request among those with room (None if all are full), skipping ones that just
-        failed to connect.
-
-        Load first, relative to each replica's limit: an idle replica is always used if there is one. Then prompt-cache warmth
-        (`prefix_reuse`): prefer the replica whose last prompt was this very prompt (a repair:
-        all of it is cached), then one whose last prompt had the same few-shot prefix (servers
-        reuse the prefix of the prompt they last saw). When every replica is busy, a warm one may
-        take one more queued request than the least busy, which keeps interleaved prompt families
-        on their own replicas without ever leaving a replica idle. Round-robin among the rest.
-        """
-        candidates = [i for i in self._candidates(avoid) if self.backends[i].in_flight < self._limits[i].limit]
-        if not candidates:
-            return None
-        self._rr += 1
-
-        def load(i: int, less: int = 0) -> float:
-            return (self.backends[i].in_flight - less) / self._limits[i].limit
-
-        least = min(load(i) for i in candidates)
-        slack = 1 if least > 0 else 0
-        pool = [i for i in candidates if load(i) == least]
-        if self.config.prefix_reuse:
-            near = [i for i in candidates if load(i, slack) <= least]
-            for key in warm:
-                hot = [i for i in near if key in self.backends[i].recent]
-                if hot:
-                    pool = [i for i in hot if load(i) == min(load(j) for j in hot)]
-                    break
-        return min(pool, key=lambda i: (i - self._rr) % len(self.backends))
-
     # -- one request ------------------------------------------------------------------------
-    def _payload(
-        self, backend: Backend, messages: Sequence[Message], params: dict[str, Any], schema: dict | None, prefill: str
-    ) -> dict:
-        route = self.config.resolved_route
-        payload: dict[str, Any] = {"model": backend.model_id, "route": route, "params": params, "schema": schema}
-        if route == "completion":
-            payload["prompt"] = self._prompt(messages, prefill)
-        else:
-            payload["messages"] = list(messages)
-        return payload
-
-    def _prompt(self, messages: Sequence[Message], prefill: str) -> str:
-        """The completion-route prompt; a prefilled answer opening follows `Output:` after one space, like the demos."""
-        prompt = render_transcript(messages, self.transcript)
-        return f"{prompt} {prefill}" if prefill else prompt
-
-    def _prefill(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
-        """The shared answer opening to write into the prompt: free structured generation on the completion route only
-        (a grammar must see the JSON from its first character)."""
-        return answer_prefix(messages) if self.config.prefill and self._free_single_line(schema, single_line) else ""
-
-    def _closing(self, messages: Sequence[Message], schema: dict | None, single_line: bool) -> str:
-        """The shared answer closing to stop at as well (`end_at_answer`, free generation on the completion route),
-        which ends the reply on its last bracket rather than one token later on the newline.
-
-        Only on TGI, which keeps the matched stop sequence in the reply. llama.cpp, vLLM and OpenAI servers drop
-        it, and then a reply stopped at its closing cannot be told from one stopped at the newline mid-answer:
-        putting the closing back turned garbage such as `no idea` into a valid-looking `["no idea"]`.
-        """
-        if not (self.config.end_at_answer and self._free_single_line(schema, single_line)):
-            return ""
-        return answer_suffix(messages) if self.backends[0].server == "tgi" else ""
-
-    def _free_single_line(self, schema: dict | None, single_line: bool) -> bool:
-        """A one-line answer generated without a grammar, as a continued transcript (what prefill and closing fit)."""
-        return single_line and schema is None and self.config.resolved_route == "completion"
-
-    def _params(self, overrides: dict[str, Any] | None, *, single_line: bool = False) -> dict[str, Any]:
-        params = self.config.generation_params()
-        if self.config.resolved_route == "completion" and self.config.end_at_answer:
-            params["stop"] = list(dict.fromkeys((params["stop"] or []) + self.transcript.stop_sequences(single_line)))
-        if overrides:
-            params.update(overrides)
-        return params
-
     async def constrain_mode(self) -> str:
         """`always`, `repair` or `never`: the configured mode, with `auto` resolved for the server in use."""
         if self.config.constrain != "auto":
@@ -690,38 +530,6 @@ class LLMClient:
         if self._cache is not None:
             self._cache.close()
             self._cache = None
-
-
-# -- one event loop per process, in a background thread ------------------------------------
-_LOOP: asyncio.AbstractEventLoop | None = None
-_LOOP_PID: int | None = None
-_LOOP_LOCK = threading.Lock()
-
-
-def _loop() -> asyncio.AbstractEventLoop:
-    global _LOOP, _LOOP_PID
-    with _LOOP_LOCK:
-        if _LOOP is None or _LOOP_PID != os.getpid() or not _LOOP.is_running():
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="hf_prefsel-llm", daemon=True)
-            thread.start()
-            _LOOP, _LOOP_PID = loop, os.getpid()
-        return _LOOP
-
-
-def run_sync(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on the library's background loop and wait for it.
-
-    A private loop makes the synchronous API work inside Jupyter (which already runs a
-    loop) and keeps connections and semaphores alive across `Dataset.map` batches. On
-    Ctrl-C the requests in flight are cancelled; replies already received stay cached.
-    """
-    future = asyncio.run_coroutine_threadsafe(coro, _loop())
-    try:
-        return future.result()
-    except KeyboardInterrupt:
-        future.cancel()
-        raise
 
 
 _CLIENTS: dict[tuple[int, str], LLMClient] = {}

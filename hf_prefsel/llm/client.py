@@ -8,29 +8,22 @@ import json
 import logging
 import os
 import uuid
-from dataclasses import dataclass
-from typing import Any, Coroutine, Generic, Sequence, TypeVar
+from typing import Any, Coroutine, Sequence, TypeVar
 
-from ..errors import (
-    BudgetExceededError, EndpointAccessError, EndpointError, EndpointUnavailableError, HfPrefselError, StructuredOutputError,
-)
+from ..errors import BudgetExceededError, EndpointError, HfPrefselError, StructuredOutputError
 from .backends import Backend, HTTPStatusError, Reply
 from .cache import CachedReply, RequestCache, request_key
 from .concurrency import is_overload
-from .dispatch import ReplicaDispatch
-from .payload import RequestShape
-from .runloop import run_sync
 from .config import LLMConfig, bearer_token, default_cache_path
+from .dispatch import ReplicaDispatch
+from .outcome import RUN_FATAL, Result
+from .payload import RequestShape
+from .prompt import Message, TranscriptFormat, answers_single_line, prefix_key
 from .redact import error_text, redact
 from .retry import NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_connection_failure, is_retryable
-from .prompt import (
-    FewShotPrompt,
-    Message,
-    TranscriptFormat,
-    answers_single_line,
-    prefix_key,
-)
-from .structured import extract_json, parse_reply, rows_schema, schema_of, validate_value
+from .rows import SeveralRows
+from .runloop import run_sync
+from .structured import parse_reply, schema_of
 from .usage import Budget, Usage
 
 logger = logging.getLogger(__name__)
@@ -42,33 +35,13 @@ T = TypeVar("T")
 # re-asks (greedy, then resampled) parsed 10, 3 with 3-6 distinct tags, in 18 calls, 484 tokens and 79.6 s.
 REPAIR_REPETITION_PENALTY = 1.3
 
-# Errors that end the whole run rather than one row: every other request would fail the same way.
-RUN_FATAL = (EndpointUnavailableError, EndpointAccessError)
 
 _REPAIR_MESSAGE = (
     "That reply was not valid: {error}. Answer again with only the JSON value, matching the required format exactly."
 )
 
 
-@dataclass
-class Result(Generic[T]):
-    """The outcome of one structured request: a validated `value`, or an `error` saying why not.
-
-    `transient` marks errors of the request rather than of the answer (an endpoint error, a spent budget): a rerun
-    may succeed, so such a result must not be kept as final (`LLMMapper` records it in the request cache).
-    """
-
-    value: T | None = None
-    error: str | None = None
-    raw: str | None = None
-    transient: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-class LLMClient(ReplicaDispatch, RequestShape):
+class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
     """Sends prompts to the configured model and returns validated, structured replies.
 
     Every paid reply goes into a persistent cache first, so a rerun (or a resumed run after a
@@ -345,71 +318,6 @@ class LLMClient(ReplicaDispatch, RequestShape):
         self.usage.add(failures=1)
         return Result(error=f"StructuredOutputError: {error}", raw=raw)
 
-    async def structured_rows(
-        self,
-        prompt: FewShotPrompt,
-        queries: Sequence[str],
-        output_type: type[T],
-        *,
-        rows_per_call: int,
-        overrides: dict[str, Any] | None = None,
-    ) -> list[Result[T]]:
-        """Answer `queries` with `prompt`, `rows_per_call` queries per request (a JSON object keyed by row number).
-
-        A row whose answer is missing or invalid in the combined reply is asked again on its own
-        (`structured`, with its repairs), so each result is as valid as one-row-per-call; those
-        rows are counted in `usage.rows_fallback`. `overrides["max_tokens"]` is per row.
-        """
-        if rows_per_call < 1:
-            raise ValueError("rows_per_call must be >= 1")
-        chunks = [list(queries[i : i + rows_per_call]) for i in range(0, len(queries), rows_per_call)]
-        answered = await self._gather([self._rows_call(prompt, c, output_type, overrides) for c in chunks],
-                                      progress=False, desc="LLM")
-        return [result for chunk in answered for result in chunk]
-
-    async def _rows_call(
-        self, prompt: FewShotPrompt, queries: list[str], output_type: type[T], overrides: dict[str, Any] | None
-    ) -> list[Result[T]]:
-        if len(queries) == 1:
-            return [await self.structured(prompt.messages(queries[0]), output_type, overrides=overrides)]
-        messages = prompt.rows_messages(queries)
-        mode = await self.constrain_mode()
-        schema = rows_schema(schema_of(output_type), len(queries)) if mode == "always" else None
-        sampling = dict(overrides or {})
-        per_row = sampling.get("max_tokens") or self.config.max_tokens
-        sampling["max_tokens"] = per_row * len(queries) + 8
-        results: list[Result[T] | None] = [None] * len(queries)
-        try:
-            reply = await self.generate(messages, schema=schema, overrides=sampling, single_line=answers_single_line(messages))
-        except RUN_FATAL:
-            self.usage.add(failures=1)
-            raise
-        except (EndpointError, BudgetExceededError) as exc:
-            self.usage.add(failures=len(queries))
-            return [Result(error=error_text(exc, secrets=self._secrets), transient=True) for _ in queries]
-        try:
-            obj = extract_json(reply.text)
-        except StructuredOutputError:
-            obj = None
-        if isinstance(obj, dict):
-            for i in range(len(queries)):
-                item = obj.get(str(i + 1))
-                if item is None:
-                    continue
-                try:
-                    results[i] = Result(value=validate_value(item, output_type), raw=reply.text)
-                except StructuredOutputError:
-                    pass
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
-            self.usage.add(rows_fallback=len(missing))
-            again = await asyncio.gather(
-                *(self.structured(prompt.messages(queries[i]), output_type, overrides=overrides) for i in missing)
-            )
-            for i, result in zip(missing, again):
-                results[i] = result
-        return [r for r in results if r is not None]
-
     async def text(self, messages: Sequence[Message], *, overrides: dict[str, Any] | None = None) -> Result[str]:
         """A free-text reply (no schema), e.g. a candidate response; per-request failures become `Result.error`.
 
@@ -480,18 +388,6 @@ class LLMClient(ReplicaDispatch, RequestShape):
         """
         return run_sync(self.structured_many(prompts, output_type, progress=progress, desc=desc, overrides=overrides))
 
-    def run_structured_rows(
-        self,
-        prompt: FewShotPrompt,
-        queries: Sequence[str],
-        output_type: type[T],
-        *,
-        rows_per_call: int,
-        overrides: dict[str, Any] | None = None,
-    ) -> list[Result[T]]:
-        """Blocking `structured_rows`: several queries per request, invalid rows re-asked one by one."""
-        return run_sync(self.structured_rows(prompt, queries, output_type, rows_per_call=rows_per_call, overrides=overrides))
-
     # -- what makes results repeatable ------------------------------------------------------------------------
     def result_identity(self) -> str:
         """What decides this client's results besides its config: the model each replica serves now and the
@@ -551,4 +447,4 @@ def shared_clients() -> list[LLMClient]:
     return [client for (owner, _), client in _CLIENTS.items() if owner == pid]
 
 
-__all__ = ["LLMClient", "Result", "get_client", "run_sync", "shared_clients", "HfPrefselError"]
+__all__ = ["RUN_FATAL", "LLMClient", "Result", "get_client", "run_sync", "shared_clients", "HfPrefselError"]

@@ -31,7 +31,7 @@ from typing import IO, Any, Literal
 
 import httpx
 
-from ..errors import DependencyError, EndpointUnavailableError
+from ..errors import ConfigError, DependencyError, EndpointUnavailableError
 from .config import LLMConfig
 
 LocalBackendName = Literal["llama_cpp_python", "xllamacpp"]
@@ -202,7 +202,7 @@ def serve_local(
     model_path: str | None = None,
     startup_timeout: float = 120.0,
     logits_all: bool = False,
-    backend: LocalBackendName = "llama_cpp_python",
+    backend: LocalBackendName | None = None,
     slots: int = 4,
 ) -> LocalServers:
     """Start the embedded model's OpenAI-compatible servers on free 127.0.0.1 ports.
@@ -221,15 +221,18 @@ def serve_local(
         n_ctx (`int`): context tokens per request (per slot).
         logits_all (`bool`): llama-cpp-python only. `False` (the server's own default is True) skips the
             262k-entry logits of every prompt token, which nothing here uses: prompt evaluation costs about a third less.
-        backend (`"llama_cpp_python" | "xllamacpp"`): which server (see the module docstring).
+        backend (`"llama_cpp_python" | "xllamacpp"`, *optional*): which server (see the module docstring); defaults
+            to `$HF_PREFSEL_LOCAL_BACKEND`, else `"llama_cpp_python"` (so scripts, the Space and tests can be
+            switched without code changes).
         slots (`int`): xllamacpp only: requests each server decodes together.
 
     Example:
         >>> with serve_local(2) as servers:
         ...     tagged = ds.map(OpenTagger(llm=servers.config()), batched=True)
     """
+    backend = backend or os.environ.get("HF_PREFSEL_LOCAL_BACKEND") or "llama_cpp_python"
     if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}.")
+        raise ConfigError(f"serve_local backend must be one of {BACKENDS} (argument or $HF_PREFSEL_LOCAL_BACKEND), got {backend!r}.")
     batching = backend == "xllamacpp"
     try:
         importlib.import_module("xllamacpp" if batching else "llama_cpp.server")

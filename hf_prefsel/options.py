@@ -154,4 +154,16 @@ def _replace(current: Any, values: Mapping[str, Any], cls: type) -> Any:
     return build_config(cls, deep, out) if deep else out
 
 
-__all__ = ["Option", "build_config", "field_help", "option"]
+def split_config(cls: type, config: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """`(config, other kwargs)` for components that take a config object or its fields as keyword arguments
+    (`OpenTagger(llm, OpenTaggerConfig(...))` and `OpenTagger(llm, instruction_column="q")` are the same): fields
+    given as keywords override the config's."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    fields = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+    base = config if config is not None else cls()
+    if not isinstance(base, cls):
+        raise ConfigError(f"config must be a {cls.__name__}, got {type(base).__name__}.")
+    return (dataclasses.replace(base, **fields) if fields else base), kwargs
+
+
+__all__ = ["Option", "build_config", "field_help", "option", "split_config"]

@@ -9,7 +9,7 @@ from .likelihood import IFDScorer
 from .normalize import NormalizationStep, TagNormalizer, TagNormalizerConfig, fpgrowth
 from .scorer import ComparativeScorer, ComparativeScorerConfig, ScoringReport, SingletonScorer
 from .select import SelectionConfig, SelectionPlan, plan_selection, select_dataset, select_indices
-from .tagger import PLAIN_TAGGING_PROMPT, TAGGING_PROMPT, IntentTag, OpenTagger
+from .tagger import PLAIN_TAGGING_PROMPT, TAGGING_PROMPT, IntentTag, OpenTagger, OpenTaggerConfig
 from .vocabulary import TagVocabulary
 
 from .pipeline import TACOS, TacosConfig, TacosPipeline, TacosResult, TaggingResult
@@ -28,6 +28,7 @@ __all__ = [
     "SingletonScorer",
     "NormalizationStep",
     "OpenTagger",
+    "OpenTaggerConfig",
     "SelectionConfig",
     "SelectionPlan",
     "TAGGING_PROMPT",

@@ -18,7 +18,7 @@ from .cluster import TagClusterConfig, TagClusterer, dedup_by_label_set
 from .normalize import TagNormalizer, TagNormalizerConfig
 from .scorer import ComparativeScorer, ComparativeScorerConfig
 from .select import SelectionConfig, plan_selection
-from .tagger import OpenTagger
+from .tagger import OpenTagger, OpenTaggerConfig
 
 TACOS = Method(
     name="TACOS",
@@ -153,8 +153,9 @@ class TacosPipeline:
 
     def tagger(self) -> OpenTagger:
         cfg = self.config
-        return OpenTagger(self.llm, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
-                          messages_column=cfg.messages_column, explanations=cfg.explanations, on_bad_row="record")
+        return OpenTagger(self.llm, OpenTaggerConfig(
+            instruction_column=cfg.instruction_column, input_column=cfg.input_column,
+            messages_column=cfg.messages_column, explanations=cfg.explanations), on_bad_row="record")
 
     def tag(self, dataset: Any, *, executor: Executor | None = None, source: str | None = None) -> TaggingResult:
         """Only the tagging stage (stage A): every row gets its open intent tags (or an error)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 from typing import Any, Sequence
 
@@ -12,6 +13,7 @@ from ..errors import ConfigError
 from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result
 from ..llm.prompt import Message
 from ..llm.text import instruction_text
+from ..options import split_config
 
 
 class IntentTag(BaseModel):
@@ -92,6 +94,41 @@ def is_embedded_model(llm: LLMConfig) -> bool:
     return llm.is_embedded
 
 
+@dataclass
+class OpenTaggerConfig:
+    """What `OpenTagger` reads and asks.
+
+    Args:
+        instruction_column (`str`, defaults to `"instruction"`).
+        input_column (`str`, *optional*, defaults to `"input"`): appended to the instruction when present and non-empty.
+        messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, the
+            user turns are tagged instead of the instruction columns.
+        explanations (`bool`, *optional*): ask for an explanation per tag (InsTag's format). `False` asks for
+            bare tags, about a quarter of the completion tokens. Default: `False` on the embedded Gemma (a
+            small base model whose explanations cost most of the time) and `True` on any other endpoint.
+        max_query_chars (`int`, defaults to 1500): longer queries are cut, to fit small context windows.
+        n_examples (`int`, defaults to 4): how many of the 6 built-in demonstrations to use.
+        rows_per_call (`int`, defaults to 1): instructions per request. Above 1 the model answers a JSON
+            object keyed by row number; rows missing or invalid in it are asked again one by one.
+        max_tokens (`int`, *optional*): completion-token cap per row. Default: 48 for bare tags (a valid
+            answer needs about 20; the cap only bounds a runaway), the config's `max_tokens` with explanations.
+
+    """
+
+    instruction_column: str = "instruction"
+    input_column: str | None = "input"
+    messages_column: str | None = None
+    explanations: bool | None = None
+    max_query_chars: int = 1500
+    n_examples: int = DEFAULT_EXAMPLES
+    rows_per_call: int = 1
+    max_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.rows_per_call < 1:
+            raise ConfigError(f"rows_per_call must be >= 1, got {self.rows_per_call}.")
+
+
 class OpenTagger(LLMMapper):
     """Tag each instruction with open-domain intent tags (TACOS stage A, after InsTag).
 
@@ -102,21 +139,10 @@ class OpenTagger(LLMMapper):
 
     Args:
         llm (`LLMConfig`, *optional*): the tagging model; defaults to the embedded Gemma.
-        instruction_column (`str`, defaults to `"instruction"`).
-        input_column (`str`, *optional*, defaults to `"input"`): appended to the instruction when present and non-empty.
-        messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, the
-            user turns are tagged instead of the instruction columns.
-        explanations (`bool`, *optional*): ask for an explanation per tag (InsTag's format). `False` asks for
-            bare tags, about a quarter of the completion tokens. Default: `False` on the embedded Gemma (a
-            small base model whose explanations cost most of the time) and `True` on any other endpoint.
-        max_query_chars (`int`, defaults to 1500): longer queries are cut, to fit small context windows.
+        config (`OpenTaggerConfig`, *optional*): columns, explanations, demonstrations, rows per call, token cap.
+            Its fields may also be given as keyword arguments (`OpenTagger(llm, instruction_column="q")`).
         prompt (`FewShotPrompt`, *optional*): replaces the built-in few-shot prompt (its answers must
             match `explanations`).
-        n_examples (`int`, defaults to 4): how many of the 6 built-in demonstrations to use.
-        rows_per_call (`int`, defaults to 1): instructions per request. Above 1 the model answers a JSON
-            object keyed by row number; rows missing or invalid in it are asked again one by one.
-        max_tokens (`int`, *optional*): completion-token cap per row. Default: 48 for bare tags (a valid
-            answer needs about 20; the cap only bounds a runaway), the config's `max_tokens` with explanations.
 
     Example:
         >>> ds = ds.map(OpenTagger(), batched=True, batch_size=16)
@@ -124,32 +150,18 @@ class OpenTagger(LLMMapper):
         ['code generation', 'python', 'prime numbers']
     """
 
-    def __init__(
-        self,
-        llm: LLMConfig | None = None,
-        *,
-        instruction_column: str = "instruction",
-        input_column: str | None = "input",
-        messages_column: str | None = None,
-        explanations: bool | None = None,
-        max_query_chars: int = 1500,
-        prompt: FewShotPrompt | None = None,
-        n_examples: int = DEFAULT_EXAMPLES,
-        rows_per_call: int = 1,
-        max_tokens: int | None = None,
-        **kwargs: Any,
-    ):
+    def __init__(self, llm: LLMConfig | None = None, config: OpenTaggerConfig | None = None, *,
+                 prompt: FewShotPrompt | None = None, **kwargs: Any):
+        config, kwargs = split_config(OpenTaggerConfig, config, kwargs)
         super().__init__(llm, **kwargs)
-        if rows_per_call < 1:
-            raise ConfigError(f"rows_per_call must be >= 1, got {rows_per_call}.")
-        self.instruction_column = instruction_column
-        self.input_column = input_column
-        self.messages_column = messages_column
-        self.explanations = (not is_embedded_model(self.llm)) if explanations is None else bool(explanations)
-        self.max_query_chars = max_query_chars
-        self.prompt = prompt or tagging_prompt(self.explanations, n_examples)
-        self.rows_per_call = rows_per_call
-        self.max_tokens = max_tokens
+        self.instruction_column = config.instruction_column
+        self.input_column = config.input_column
+        self.messages_column = config.messages_column
+        self.explanations = (not is_embedded_model(self.llm)) if config.explanations is None else bool(config.explanations)
+        self.max_query_chars = config.max_query_chars
+        self.prompt = prompt or tagging_prompt(self.explanations, config.n_examples)
+        self.rows_per_call = config.rows_per_call
+        self.max_tokens = config.max_tokens
 
     @property
     def output_type(self) -> Any:  # type: ignore[override]

@@ -5,7 +5,7 @@ LLM Instruction Tuning" (Niu et al., arXiv 2601.13995). Where the paper is silen
 ours; each module's docstrings say which.
 """
 
-from .concepts import CHECKER_PROMPT, CONCEPT_PROMPT, ConceptTagger
+from .concepts import CHECKER_PROMPT, CONCEPT_PROMPT, ConceptTagger, ConceptTaggerConfig
 from .ground import GroundingConfig, GroundingReport, TreeGrounder, ground_dataset, grounding_report
 from .metric import (
     TreeInformationConfig,
@@ -39,6 +39,7 @@ __all__ = [
     "CHECKER_PROMPT",
     "CONCEPT_PROMPT",
     "ConceptTagger",
+    "ConceptTaggerConfig",
     "GlobalSamplerConfig",
     "GroundingConfig",
     "GroundingReport",

@@ -9,6 +9,7 @@ returns a corrected list, for up to `check_rounds` rounds (stopping early once i
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pydantic import conlist, constr
@@ -17,6 +18,7 @@ from ..errors import ConfigError
 from ..llm import FewShotPrompt, LLMConfig, LLMMapper, Result
 from ..llm.prompt import Message
 from ..llm.text import instruction_text
+from ..options import split_config
 
 # The tagger's and the checker's reply: 1 to 8 concept names.
 Concepts = conlist(constr(min_length=2, max_length=80), min_length=1, max_length=8)
@@ -64,14 +66,11 @@ CHECKER_PROMPT = FewShotPrompt(
 )
 
 
-class ConceptTagger(LLMMapper):
-    """Extract atomic knowledge concepts per sample, as a `Dataset.map(batched=True)` callable.
-
-    Adds `concepts` (`list[str]`, lowercased, de-duplicated), `concepts_error` (`""` or why the
-    row has none; a string even when empty, see `OpenTagger`) and `concept_rounds` (checker rounds that changed the list).
+@dataclass
+class ConceptTaggerConfig:
+    """What `ConceptTagger` reads and asks.
 
     Args:
-        llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma.
         instruction_column (`str`, defaults to `"instruction"`), input_column (`str`, *optional*, defaults to `"input"`).
         messages_column (`str`, *optional*): a chat column (`[{"role", "content"}, ...]`); when set, concepts are
             extracted from the user turns instead of the instruction columns.
@@ -80,6 +79,33 @@ class ConceptTagger(LLMMapper):
         check_rounds (`int`, defaults to 0): checker rounds after the first extraction (the paper's
             tagger/checker loop); each round costs one call per row still changing.
         max_query_chars (`int`, defaults to 1500).
+    """
+
+    instruction_column: str = "instruction"
+    input_column: str | None = "input"
+    messages_column: str | None = None
+    rows_per_call: int = 1
+    check_rounds: int = 0
+    max_query_chars: int = 1500
+
+    def __post_init__(self) -> None:
+        if self.check_rounds < 0:
+            raise ConfigError(f"check_rounds must be >= 0, got {self.check_rounds}.")
+        if self.rows_per_call < 1:
+            raise ConfigError(f"rows_per_call must be >= 1, got {self.rows_per_call}.")
+
+
+class ConceptTagger(LLMMapper):
+    """Extract atomic knowledge concepts per sample, as a `Dataset.map(batched=True)` callable.
+
+    Adds `concepts` (`list[str]`, lowercased, de-duplicated), `concepts_error` (`""` or why the
+    row has none; a string even when empty, see `OpenTagger`) and `concept_rounds` (checker rounds that changed the list).
+
+    Args:
+        llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma.
+        config (`ConceptTaggerConfig`, *optional*): columns, rows per call, checker rounds; its fields may also be
+            given as keyword arguments (`ConceptTagger(llm, check_rounds=1)`).
+        prompt (`FewShotPrompt`), checker_prompt (`FewShotPrompt`): replace the built-in prompts.
 
     Example:
         >>> ds = ds.map(ConceptTagger(check_rounds=1), batched=True)
@@ -87,31 +113,16 @@ class ConceptTagger(LLMMapper):
 
     output_type = Concepts
 
-    def __init__(
-        self,
-        llm: LLMConfig | None = None,
-        *,
-        instruction_column: str = "instruction",
-        input_column: str | None = "input",
-        messages_column: str | None = None,
-        rows_per_call: int = 1,
-        check_rounds: int = 0,
-        max_query_chars: int = 1500,
-        prompt: FewShotPrompt = CONCEPT_PROMPT,
-        checker_prompt: FewShotPrompt = CHECKER_PROMPT,
-        **kwargs: Any,
-    ):
+    def __init__(self, llm: LLMConfig | None = None, config: ConceptTaggerConfig | None = None, *,
+                 prompt: FewShotPrompt = CONCEPT_PROMPT, checker_prompt: FewShotPrompt = CHECKER_PROMPT, **kwargs: Any):
+        config, kwargs = split_config(ConceptTaggerConfig, config, kwargs)
         super().__init__(llm, **kwargs)
-        if check_rounds < 0:
-            raise ConfigError(f"check_rounds must be >= 0, got {check_rounds}.")
-        if rows_per_call < 1:
-            raise ConfigError(f"rows_per_call must be >= 1, got {rows_per_call}.")
-        self.messages_column = messages_column
-        self.rows_per_call = rows_per_call
-        self.instruction_column = instruction_column
-        self.input_column = input_column
-        self.check_rounds = check_rounds
-        self.max_query_chars = max_query_chars
+        self.instruction_column = config.instruction_column
+        self.input_column = config.input_column
+        self.messages_column = config.messages_column
+        self.rows_per_call = config.rows_per_call
+        self.check_rounds = config.check_rounds
+        self.max_query_chars = config.max_query_chars
         self.prompt = prompt
         self.checker_prompt = checker_prompt
 

@@ -14,7 +14,7 @@ from ..llm import LLMConfig
 from ..llm.describe import describe_llm
 from ..llm.executor import Executor, LocalExecutor
 from ..result import Method, MethodResult, RunReport, check_size, rows_to_keep
-from .concepts import ConceptTagger
+from .concepts import ConceptTagger, ConceptTaggerConfig
 from .ground import GroundingConfig, ground_dataset
 from .metric import tree_information
 from .namer import LLMNamer
@@ -126,8 +126,9 @@ class TagsPipeline:
 
     def tagger(self) -> ConceptTagger:
         cfg = self.config
-        return ConceptTagger(self.llm, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
-                             messages_column=cfg.messages_column, check_rounds=cfg.check_rounds, on_bad_row="record")
+        return ConceptTagger(self.llm, ConceptTaggerConfig(
+            instruction_column=cfg.instruction_column, input_column=cfg.input_column,
+            messages_column=cfg.messages_column, check_rounds=cfg.check_rounds), on_bad_row="record")
 
     def run(self, dataset: Any, *, target: Any = None, progress: bool = True, executor: Executor | None = None,
             source: str | None = None) -> TagsResult:

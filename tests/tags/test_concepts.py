@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import datasets
+import pytest
 
 from hf_prefsel.llm import LLMConfig
 from hf_prefsel.tags.concepts import ConceptTagger
@@ -96,3 +97,21 @@ def test_rows_per_call_asks_several_rows_at_once(fault_server, cache_path):
     out = ds.map(_tagger(server, cache_path, rows_per_call=2), batched=True)
     assert out["concepts"][0] == ["binary search"] and out["concepts"][1]
     assert out["concepts"][1] == ["proof by contradiction"] and server.generation_requests == 1  # one call, two rows
+
+
+def test_taggers_take_a_config_object_or_its_fields():
+    """One calling style for model stages: (llm, config); the older keyword spelling builds the same object."""
+    from hf_prefsel.errors import ConfigError
+    from hf_prefsel.tacos import OpenTagger, OpenTaggerConfig
+    from hf_prefsel.tags import ConceptTaggerConfig
+
+    llm = LLMConfig(endpoints=["http://127.0.0.1:9"])
+    by_config = OpenTagger(llm, OpenTaggerConfig(instruction_column="q", rows_per_call=2))
+    by_keywords = OpenTagger(llm, instruction_column="q", rows_per_call=2)
+    assert vars(by_config) == vars(by_keywords)
+    mixed = ConceptTagger(llm, ConceptTaggerConfig(check_rounds=1), instruction_column="q", on_bad_row="record")
+    assert (mixed.check_rounds, mixed.instruction_column, mixed.on_bad_row) == (1, "q", "record")
+    with pytest.raises(ConfigError):
+        ConceptTaggerConfig(check_rounds=-1)
+    with pytest.raises(ConfigError):
+        OpenTagger(llm, ConceptTaggerConfig())

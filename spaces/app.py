@@ -39,7 +39,7 @@ from hf_prefsel.space.export import push_result, write_downloads
 from hf_prefsel.space.limits import SpaceLimits
 from hf_prefsel.space.models import EMBEDDED, ENDPOINT, MODEL_CHOICES, ModelProvider
 from hf_prefsel.space.runs import RunResult
-from hf_prefsel.space.views import Chart, empty_html
+from hf_prefsel.viz import Chart, empty_html
 
 logger = logging.getLogger("hf_prefsel.space")
 

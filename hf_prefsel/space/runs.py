@@ -20,7 +20,7 @@ from ..hub import Provenance
 from ..llm import LLMConfig
 from ..options import build_config
 from .data import LoadedData, instruction_rows, short
-from .views import Chart, TreeNode, coverage_chart, bar_chart, histogram_chart, short_label, treemap_html
+from ..viz import Chart, TreeNode, coverage_chart, bar_chart, histogram_chart, short_label, treemap_html
 
 Progress = Callable[[float, str], None]
 T = TypeVar("T")

@@ -16,7 +16,7 @@ from ..llm import LLMConfig
 from ..options import build_config
 from .data import LoadedData, instruction_rows
 from .runs import Progress, RunResult, _no_progress, _paths, _table, _usage_line, watch_calls
-from .views import TreeNode, bar_chart, coverage_chart, short_label, treemap_html
+from ..viz import TreeNode, bar_chart, coverage_chart, short_label, treemap_html
 
 def tree_nodes(tree: Any, leaves_per_row: list[list[int]], chosen: set[int]) -> TreeNode:
     """The knowledge tree as `TreeNode`s sized by rows grounded under each node (and how many were selected)."""

@@ -18,7 +18,7 @@ from ..llm import LLMConfig
 from ..options import build_config
 from .data import LoadedData
 from .runs import Progress, RunResult, _no_progress, _table, _usage_line, watch_calls
-from .views import TreeNode, bar_chart, coverage_chart, histogram_chart, short_label, treemap_html
+from ..viz import TreeNode, bar_chart, coverage_chart, histogram_chart, short_label, treemap_html
 
 LABEL_COLUMNS = ("category", "scenario", "label", "topic", "domain")
 

@@ -12,7 +12,7 @@ from hf_prefsel.space import data as space_data
 from hf_prefsel.space.export import check_repo_id
 from hf_prefsel.space.limits import SpaceLimits
 from hf_prefsel.space.models import check_endpoint_url
-from hf_prefsel.space.views import TreeNode, histogram_chart, squarify, treemap_html
+from hf_prefsel.viz import TreeNode, histogram_chart, squarify, treemap_html
 
 
 def test_limits_from_env(monkeypatch):

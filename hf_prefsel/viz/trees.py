@@ -1,4 +1,4 @@
-"""Pictures of taxonomies and knowledge trees: self-contained HTML (inline SVG) and PNG, in one place.
+"""Pictures of taxonomies and knowledge trees: self-contained HTML (inline SVG) and PNG.
 
 HTML pages have no scripts and fetch nothing, so they open offline and can be pushed next to a dataset. PNGs use
 matplotlib, an optional dependency (`pip install 'hf_prefsel[viz]'`). `Taxonomy.to_html`/`to_png` and
@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .errors import DependencyError
+from ..errors import DependencyError
 
 if TYPE_CHECKING:
-    from .tags.tree import KnowledgeTree
-    from .tap.taxonomy import Taxonomy
-    from .tap.taxonomy_nodes import AxisValue, TaxonomyNode
+    from ..tags.tree import KnowledgeTree
+    from ..tap.taxonomy import Taxonomy
+    from ..tap.taxonomy_nodes import AxisValue, TaxonomyNode
 
 PALETTE = ("#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948", "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac")
 """Colours of the top-level branches, in order (Tableau 10)."""

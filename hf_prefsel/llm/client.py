@@ -128,7 +128,7 @@ class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
             index = await self._acquire(avoid, warm)
             started = asyncio.get_running_loop().time() if started is None else started
             backend, limit = self.backends[index], self._limits[index]
-            sent, outcome, tokens = limit.sent(backend.in_flight), "other", 0
+            sent, outcome, tokens = limit.sent(), "other", 0
             try:
                 self.budget.reserve()
             except BaseException:

@@ -49,12 +49,6 @@ def reported_limit(slots: int, *, queues: bool) -> int:
 
 
 @dataclass
-class _Sent:
-    at: float
-    in_flight: int
-
-
-@dataclass
 class ReplicaLimit:
     """The adaptive in-flight limit of one replica.
 
@@ -101,17 +95,17 @@ class ReplicaLimit:
         self._slow_start = False
         self._restart_window()
 
-    def sent(self, in_flight: int) -> _Sent:
-        """Record a request leaving for this replica (`in_flight` counts it); pass the result to `done`."""
-        return _Sent(self.clock(), in_flight)
+    def sent(self) -> float:
+        """The time a request leaves for this replica: pass it to `done`."""
+        return self.clock()
 
-    def done(self, sent: _Sent, outcome: Outcome, tokens: int = 0, in_flight: int | None = None) -> None:
+    def done(self, sent: float, outcome: Outcome, tokens: int = 0, in_flight: int | None = None) -> None:
         """Record how a request ended: `ok` (with its completion `tokens`), `overload` (429, 503, timeout) or
         `other` (errors that say nothing about load, e.g. a rejected request or an unreachable server).
         `in_flight` counts the requests on this replica, this one included, plus those waiting for room."""
         now = self.clock()
         if outcome == "overload":
-            if sent.at >= self._decided_at:  # one cut per burst: requests sent before the last cut say nothing new
+            if sent >= self._decided_at:  # one cut per burst: requests sent before the last cut say nothing new
                 self._limit = self._bound(self._limit * OVERLOAD_CUT)
                 self._slow_start = False
                 self._restart_window()

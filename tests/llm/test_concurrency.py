@@ -49,7 +49,8 @@ def test_never_exceeds_the_cap():
 
 @pytest.mark.parametrize(("report", "expected"), [("llama_cpp", 32 + 8), ("tgi", 32)])
 def test_reported_capacity_is_used_from_the_start(report, expected):
-    with BatchingServer(32, report=report) as server:
+    # steps long enough (0.4 s a reply) that sending the first 40 requests never outlasts a reply on a busy machine
+    with BatchingServer(32, step=0.05, report=report) as server:
         client = _run([server.url], 128)
         assert client.replica_limits() == [expected]
         assert server.peak_active == 32 and server.rejected == 0
@@ -73,7 +74,7 @@ def test_limit_discovery_in_virtual_time():
     now = [0.0]
     limit = ReplicaLimit(clock=lambda: now[0])
     slots, step, tokens = 24, 0.01, 10
-    running: list[tuple[float, object]] = []  # (finish time, sent record)
+    running: list[tuple[float, float]] = []  # (finish time, sent time)
     history = []
     for _ in range(4000):  # one simulated event per loop: fill up to the limit, then finish the earliest
         while len(running) < limit.limit:
@@ -81,7 +82,7 @@ def test_limit_discovery_in_virtual_time():
             batch = min(len(running) + 1, slots)
             queued = max(0, len(running) + 1 - slots)
             latency = tokens * step * (1 + 0.02 * (batch - 1)) * (1 + queued / slots)
-            running.append((now[0] + latency, limit.sent(len(running) + 1)))
+            running.append((now[0] + latency, limit.sent()))
         running.sort(key=lambda item: item[0])
         finish, sent = running.pop(0)
         now[0] = finish
@@ -92,7 +93,7 @@ def test_limit_discovery_in_virtual_time():
     assert all(slots <= h <= 2.5 * slots for h in history[1000:])
     assert limit.limit < ReplicaLimit().ceiling
     cut = limit.limit
-    limit.done(limit.sent(cut), "overload")
+    limit.done(limit.sent(), "overload")
     assert limit.limit < cut
 
 

@@ -32,12 +32,14 @@ def test_ifd_matches_hand_computation():
     # PPL(A|Q) = exp((0.5 + 1.0 + 1.5) / 3) = e^1; PPL(A) = exp((2 + 1 + 3 + 2) / 4) = e^2; IFD = e^-1
     source = FakeSource(conditioned, alone)
     ds = Dataset.from_dict({"instruction": ["Name a colour."], "input": [""], "output": ["Blue."]})
-    out = ds.map(IFDScorer(source=source), batched=True)
+    out = ds.map(IFDScorer(source=source, quality="fit"), batched=True)
     assert out["ppl_conditioned"][0] == pytest.approx(math.e)
     assert out["ppl_alone"][0] == pytest.approx(math.e ** 2)
     assert out["ifd"][0] == pytest.approx(math.exp(-1))
     assert out["ifd_quality"][0] == pytest.approx(1 - math.exp(-1))
     assert out["ifd_error"][0] == ""
+    cherry = ds.map(IFDScorer(source=FakeSource(conditioned, alone)), batched=True)  # the default: Cherry's rule
+    assert cherry["ifd_quality"][0] == pytest.approx(math.exp(-1))
     # the response is scored after the same cue in both passes; only the instruction differs
     assert source.seen == [("Instruction: Name a colour.\nResponse:", " Blue."), ("Response:", " Blue.")]
 

@@ -7,27 +7,30 @@ probability-weighted score as in G-Eval: Liu et al., 2023, on a two-point scale)
 probability space, a pure position preference cancels exactly: a judge giving the first sample probability q
 whatever it shows gives sample a q in one order and 1 - q in the other, 0.5 on average.
 
-The probabilities come from `hf_prefsel.llm.logprobs`: exact in process for the embedded model, from the top
-log-probabilities of a short completion on servers that return them (llama.cpp / xllamacpp, vLLM, OpenAI). A server
-that returns none (llama-cpp-python's server without `logits_all`: HTTP 500) gets sampled verdicts instead.
+The one-sample baseline (`SingletonScorer`) asks for a digit score from 1 to 9 and takes its expected value under
+the digits' probabilities, mapped onto 1-100. It sees one sample at a time, so no position arises there.
+
+The probabilities come from `hf_prefsel.llm.logprobs` through `hf_prefsel.llm.prob_scores` (shared with TaP's
+judge): exact in process for the embedded model, from the top log-probabilities of a short completion on servers
+that return them (llama.cpp / xllamacpp, vLLM, OpenAI). A server that returns none (llama-cpp-python's server
+without `logits_all`: HTTP 500) gets sampled verdicts instead.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import math
-from typing import Sequence
+from typing import Any, Sequence
 
 from pydantic import BaseModel
 
-from ..errors import DataError, EndpointError
 from ..llm import FewShotPrompt, LLMConfig, Result, render_transcript
-from ..llm.logprobs import HTTPLogprobs, LocalLogprobs, logprob_source
-
-logger = logging.getLogger(__name__)
+from ..llm.logprobs import logprob_source
+from ..llm.prob_scores import (DIGIT_SCALE, ask_choices, digit_options, expected_value, option_probabilities, read_answers,
+                               rescale)
 
 OPTIONS = (" 1", " 2")  # the answers as they follow `Output:` on the completion route
+SCORE_OPTIONS = digit_options(DIGIT_SCALE)  # the one-sample judge's digit answers and their values
+SCORE_SCALE = (1, 100)  # what both verdicts are reported on, like the sampled judges' scores
 
 
 class ProbabilityJudgement(BaseModel):
@@ -37,6 +40,13 @@ class ProbabilityJudgement(BaseModel):
     analysis: str = "probability verdict"
     score_1: float
     score_2: float
+
+
+class ProbabilityScore(BaseModel):
+    """A one-sample probability verdict in `SingleJudgement`'s shape: the expected digit score mapped onto 1-100."""
+
+    analysis: str = "probability verdict"
+    score: float
 
 
 def _preference_prompt() -> FewShotPrompt:
@@ -56,7 +66,22 @@ def _preference_prompt() -> FewShotPrompt:
     )
 
 
+def _score_prompt() -> FewShotPrompt:
+    """The one-sample prompt's rubric and demonstrations, their 1-100 scores written as the nearest digit 1-9."""
+    from .scorer import _RUBRIC, SINGLE_PROMPT
+
+    lo, hi = DIGIT_SCALE
+    examples = tuple((query, str(round(rescale(json.loads(reply)["score"], SCORE_SCALE, DIGIT_SCALE))))
+                     for query, reply in SINGLE_PROMPT.examples)
+    return FewShotPrompt(
+        system="You screen training data for a chat assistant. " + _RUBRIC
+        + f"Reply with one digit from {lo} (useless) to {hi} (excellent).",
+        examples=examples,
+    )
+
+
 PREFERENCE_PROMPT = _preference_prompt()
+SCORE_PROMPT = _score_prompt()
 
 
 def first_preference(logprobs: dict[str, float]) -> float:
@@ -64,49 +89,42 @@ def first_preference(logprobs: dict[str, float]) -> float:
 
     Raises `DataError` when neither answer has any probability (e.g. both outside a server's top list).
     """
-    one, two = logprobs[OPTIONS[0]], logprobs[OPTIONS[1]]
-    if one == -math.inf and two == -math.inf:
-        raise DataError("neither '1' nor '2' was among the judge's likely answers")
-    top = max(one, two)
-    a, b = math.exp(one - top), math.exp(two - top)
-    return a / (a + b)
+    return option_probabilities({o: logprobs[o] for o in OPTIONS})[OPTIONS[0]]
 
 
 def judgement(p_first: float) -> ProbabilityJudgement:
-    return ProbabilityJudgement(score_1=1.0 + 99.0 * p_first, score_2=1.0 + 99.0 * (1.0 - p_first))
+    return ProbabilityJudgement(score_1=rescale(p_first, (0, 1), SCORE_SCALE),
+                                score_2=rescale(1.0 - p_first, (0, 1), SCORE_SCALE))
+
+
+def expected_score(logprobs: dict[str, float]) -> ProbabilityScore:
+    """The expected digit under the digits' renormalised probabilities, mapped onto 1-100."""
+    return ProbabilityScore(score=rescale(expected_value(logprobs, SCORE_OPTIONS), DIGIT_SCALE, SCORE_SCALE))
+
+
+def _verdicts(llm: LLMConfig, queries: Sequence[str], prompt: FewShotPrompt, options: Sequence[str], read: Any,
+              source: Any) -> list[Result[Any]] | None:
+    """`read(log-probabilities)` per query, or `None` when the judge returns no log-probabilities."""
+    source = source or logprob_source(llm)
+    answers = ask_choices(source, [render_transcript(prompt.messages(q)) for q in queries], options)
+    return None if answers is None else read_answers(answers, read)
 
 
 def probability_verdicts(llm: LLMConfig, pair_texts: Sequence[str], *, prompt: FewShotPrompt = PREFERENCE_PROMPT,
-                         source: LocalLogprobs | HTTPLogprobs | None = None) -> list[Result[ProbabilityJudgement]] | None:
+                         source: Any = None) -> list[Result[ProbabilityJudgement]] | None:
     """One probability verdict per pair text (`pair_judge.pair_text`), in order; `None` when the server returns no
     log-probabilities at all (the caller falls back to sampled verdicts). A pair that fails alone gets `Result.error`.
+    `source` is any log-probability source (`hf_prefsel.llm.logprobs`); by default the one for `llm`.
     """
-    source = source or logprob_source(llm)
-    prompts = [render_transcript(prompt.messages(text)) for text in pair_texts]
-    results: list[Result[ProbabilityJudgement]] = []
-    if isinstance(source, HTTPLogprobs):
-        try:
-            first = source.choices(prompts[0], OPTIONS) if prompts else None
-        except EndpointError as exc:
-            logger.warning("No token log-probabilities from %s (%s): sampled verdicts instead", llm.endpoints[0], exc)
-            return None
-        answers = ([first] if prompts else []) + source.choices_many(prompts[1:], OPTIONS)
-    else:
-        answers = []
-        for text in prompts:
-            try:
-                answers.append(source.choices(text, OPTIONS))
-            except DataError as exc:
-                answers.append(exc)
-    for answer in answers:
-        if isinstance(answer, Exception):
-            results.append(Result(error=f"{type(answer).__name__}: {answer}", transient=not isinstance(answer, DataError)))
-            continue
-        try:
-            results.append(Result(value=judgement(first_preference(answer))))
-        except DataError as exc:
-            results.append(Result(error=f"DataError: {exc}"))
-    return results
+    return _verdicts(llm, pair_texts, prompt, OPTIONS, lambda lp: judgement(first_preference(lp)), source)
 
 
-__all__ = ["OPTIONS", "PREFERENCE_PROMPT", "ProbabilityJudgement", "first_preference", "probability_verdicts"]
+def score_verdicts(llm: LLMConfig, sample_texts: Sequence[str], *, prompt: FewShotPrompt = SCORE_PROMPT,
+                   source: Any = None) -> list[Result[ProbabilityScore]] | None:
+    """One probability-weighted 1-100 score per sample text (`Instruction: ...\\nResponse: ...`), in order; `None`
+    when the server returns no log-probabilities (the caller samples instead)."""
+    return _verdicts(llm, sample_texts, prompt, tuple(SCORE_OPTIONS), expected_score, source)
+
+
+__all__ = ["OPTIONS", "PREFERENCE_PROMPT", "SCORE_OPTIONS", "SCORE_PROMPT", "ProbabilityJudgement", "ProbabilityScore",
+           "expected_score", "first_preference", "probability_verdicts", "score_verdicts"]

@@ -20,6 +20,8 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, MissingColumnError
 from ..llm import FewShotPrompt, LLMConfig, get_client
+from ..llm.logprobs import logprob_source
+from ..llm.prob_scores import LogprobMeter
 from ..llm.text import instruction_text, response_text
 from .cluster import cluster_members, column_values
 from .pair_judge import PairJudge, pair_text, verdicts
@@ -121,9 +123,11 @@ class ComparativeScorerConfig:
         seed (`int`, defaults to 0).
         verdict (`"sampled" | "probability"`, defaults to `"sampled"`): `probability` reads P(sample 1 is better)
             from the judge's token probabilities (`hf_prefsel.tacos.prob_verdict`; with `swap=True` the two orders
-            average in probability space, so a pure position preference cancels exactly). It is judged in this
-            process (exact log-probabilities for the embedded model; servers must return `logprobs`, otherwise
-            sampled verdicts are used) and ignores `prompt` and `executor`.
+            average in probability space, so a pure position preference cancels exactly, and the report's
+            `position_consistency` says how often each order alone picked the same winner). `SingletonScorer` reads
+            the expected 1-9 digit score instead, mapped onto 1-100. It is judged in this process (exact
+            log-probabilities for the embedded model; servers must return `logprobs`, otherwise sampled verdicts are
+            used) and ignores `prompt` and `executor`.
     """
 
     instruction_column: str = "instruction"
@@ -151,7 +155,16 @@ class ComparativeScorerConfig:
 
 @dataclass
 class ScoringReport:
-    """What a scoring run did and cost."""
+    """What a scoring run did and cost.
+
+    `position_bias_rate` is the share of pairs judged in both orders whose per-order winner flips with the order,
+    `position_consistency` (= 1 - that) the share whose winner agrees; both `None` without `swap=True`, and for the
+    one-sample baseline, which sees one sample at a time (no position arises there). With probability verdicts they
+    describe the judge, not the result: the averaged verdict itself is order-free (a pure position preference
+    cancels exactly), so a consistency below 1 costs nothing but says how much the judge leaned on position.
+    `verdict` says which verdicts were used in the end (`"sampled"` also when probabilities were asked for but
+    the server returned no log-probabilities).
+    """
 
     pairs: int = 0
     calls_planned: int = 0
@@ -160,13 +173,17 @@ class ScoringReport:
     scored_samples: int = 0
     unscored_samples: int = 0
     position_bias_rate: float | None = None
+    position_consistency: float | None = None
+    verdict: Literal["sampled", "probability"] = "sampled"
     usage: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:
         bias = "n/a" if self.position_bias_rate is None else f"{self.position_bias_rate:.1%}"
+        consistency = "n/a" if self.position_consistency is None else f"{self.position_consistency:.1%}"
         return (
             f"{self.pairs} pairs, {self.calls_planned} judge calls planned, {self.judged} judged, {self.failed} failed; "
-            f"{self.scored_samples} samples scored, {self.unscored_samples} unscored; position-bias rate {bias}"
+            f"{self.scored_samples} samples scored, {self.unscored_samples} unscored; {self.verdict} verdicts; "
+            f"position-bias rate {bias}, position consistency {consistency}"
         )
 
 
@@ -317,16 +334,17 @@ class ComparativeScorer(_JudgeBase):
         client = get_client(self.llm)
         before = client.usage.as_dict()
         spent: dict[str, int] | None = None
-        results = self._probability_verdicts([pair_text(texts[a], texts[b]) for a, b in orders]) \
-            if cfg.verdict == "probability" else None
-        if results is not None:
-            spent = self._probability_usage
-        elif executor is None:
+        results = None
+        if cfg.verdict == "probability":
+            from .prob_verdict import probability_verdicts  # it reads this module's prompts
+
+            results, spent = _probability_run(self.llm, probability_verdicts, [pair_text(texts[a], texts[b]) for a, b in orders])
+        if results is None and executor is None:
             results = client.run_structured(
                 [self._message(texts[a], texts[b]) for a, b in orders], PairJudgement, progress=progress,
                 desc="Comparative scoring", overrides={"max_tokens": cfg.max_tokens},
             )
-        else:
+        elif results is None:
             from datasets import Dataset
 
             planned = Dataset.from_dict({"pair_text": [pair_text(texts[a], texts[b]) for a, b in orders]})
@@ -370,6 +388,8 @@ class ComparativeScorer(_JudgeBase):
             pairs=len(pairs), calls_planned=len(orders), judged=sum(r.ok for r in results),
             failed=sum(not r.ok for r in results), scored_samples=int(np.sum(~np.isnan(scores))),
             unscored_samples=int(np.sum(np.isnan(scores))), position_bias_rate=(flips / both) if both else None,
+            position_consistency=(1.0 - flips / both) if both else None,
+            verdict="sampled" if spent is None else "probability",
             usage={k: after[k] - before[k] for k in after} if spent is None else spent,
         )
         paired = {i for pair in pairs for i in pair}
@@ -382,20 +402,15 @@ class ComparativeScorer(_JudgeBase):
         out = _replace_column(out, "n_comparisons", counts)
         return _replace_column(out, "score_error", errors)
 
-    def _probability_verdicts(self, texts: list[str]) -> list[Any] | None:
-        """Probability verdicts for the pair texts, or `None` when the judge gives no log-probabilities."""
-        from ..llm.logprobs import logprob_source
-        from .prob_verdict import probability_verdicts
-
-        source = logprob_source(self.llm)
-        calls, tokens = source.usage.calls, source.usage.total_tokens
-        results = probability_verdicts(self.llm, texts, source=source)
-        self._probability_usage = {"calls": source.usage.calls - calls, "total_tokens": source.usage.total_tokens - tokens}
-        return results
-
 
 class SingletonScorer(_JudgeBase):
-    """The baseline: each sample judged alone on the same 1-100 rubric (one call per sample)."""
+    """The baseline: each sample judged alone on the same 1-100 rubric (one call per sample).
+
+    With `ComparativeScorerConfig(verdict="probability")` the judge answers with a digit from 1 to 9 and the score
+    is the expected digit under the digits' probabilities, mapped onto 1-100 (G-Eval; `prob_verdict.score_verdicts`,
+    which ignores `prompt`); a server without log-probabilities gets sampled scores. The judge sees one sample at a
+    time, so position does not arise: the report's position fields stay `None`.
+    """
 
     def __init__(self, llm: LLMConfig | None = None, config: ComparativeScorerConfig | None = None, prompt: FewShotPrompt = SINGLE_PROMPT):
         super().__init__(llm, config)
@@ -406,19 +421,35 @@ class SingletonScorer(_JudgeBase):
         self._announce(len(rows))
         client = get_client(self.llm)
         before = client.usage.as_dict()
-        prompts = [self.prompt.messages(f"Instruction: {t[0]}\nResponse: {t[1]}") for t in map(self._sample_text, rows)]
-        results = client.run_structured(prompts, SingleJudgement, progress=progress, desc="Singleton scoring",
-                                        overrides={"max_tokens": self.config.max_tokens})
+        queries = [f"Instruction: {t[0]}\nResponse: {t[1]}" for t in map(self._sample_text, rows)]
+        results, spent = None, None
+        if self.config.verdict == "probability":
+            from .prob_verdict import score_verdicts  # it reads this module's prompts
+
+            results, spent = _probability_run(self.llm, score_verdicts, queries)
+        if results is None:
+            results = client.run_structured([self.prompt.messages(q) for q in queries], SingleJudgement, progress=progress,
+                                            desc="Singleton scoring", overrides={"max_tokens": self.config.max_tokens})
         scores = [float(r.value.score) if r.ok else math.nan for r in results]
         after = client.usage.as_dict()
         self.report = ScoringReport(
             pairs=0, calls_planned=len(rows), judged=sum(r.ok for r in results), failed=sum(not r.ok for r in results),
             scored_samples=sum(not math.isnan(s) for s in scores), unscored_samples=sum(math.isnan(s) for s in scores),
-            usage={k: after[k] - before[k] for k in after},
+            verdict="sampled" if spent is None else "probability",
+            usage={k: after[k] - before[k] for k in after} if spent is None else spent,
         )
         out = _replace_column(ds, self.config.score_column, scores)
         out = _replace_column(out, "n_comparisons", [1 if r.ok else 0 for r in results])
         return _replace_column(out, "score_error", [r.error for r in results])
+
+
+def _probability_run(llm: LLMConfig, verdicts_of: Any, texts: list[str]) -> tuple[list[Any] | None, dict[str, int] | None]:
+    """`verdicts_of(llm, texts, source=...)` and the log-probability calls and tokens it spent; `(None, None)` when
+    the judge gives no log-probabilities (the caller samples instead)."""
+    source = logprob_source(llm)
+    meter = LogprobMeter(source)
+    results = verdicts_of(llm, texts, source=source)
+    return (None, None) if results is None else (results, meter.delta())
 
 
 def _winner(s1: float, s2: float) -> int:

@@ -2,12 +2,15 @@
 
 Each response is scored on its own (pointwise) on several aspects plus an overall score, as JSON; pointwise scores
 are cached per response, do not depend on how many responses a prompt has, and are exactly what the PD selector
-reads. Pairs are then built per prompt: chosen = best overall, rejected = worst, kept only if the margin is at
+reads. Seeing one response at a time, the judge has no position to prefer (unlike a pairwise judge). With
+`JudgeConfig(verdict="probability")` each score is the expected value under the judge's probabilities of the
+scale's digits instead of the one number it samples (G-Eval; `hf_prefsel.llm.prob_scores`). Pairs are then built per prompt: chosen = best overall, rejected = worst, kept only if the margin is at
 least `margin` (δ). COIG-P used the same best-vs-worst idea with a gap of 2 on a 1-10 scale, which is our default.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -18,8 +21,12 @@ from typing import Any, Literal, Sequence
 from pydantic import BaseModel, Field, create_model
 
 from ..errors import ConfigError
-from ..llm import FewShotPrompt, LLMConfig, get_client
+from ..llm import FewShotPrompt, LLMConfig, Result, get_client, render_transcript
+from ..llm.executor import USAGE_KEYS
 from ..llm.gather import UsageMeter
+from ..llm.logprobs import LocalLogprobs, logprob_source
+from ..llm.prob_scores import (LogprobMeter, ask_choices, digit_options, digit_scale, expected_value, most_likely, read_answers,
+                               rescale)
 from .language import base_language, language_name
 
 DEFAULT_ASPECTS: tuple[str, ...] = ("helpfulness", "correctness", "instruction_following", "harmlessness", "fluency")
@@ -122,6 +129,11 @@ class JudgeConfig:
         prompt (`FewShotPrompt`, *optional*): replaces the built-in judging prompt entirely; its examples must
             answer with JSON in the field order overall, aspects[, rationale].
         progress (`bool`, defaults to `True`): show a progress bar.
+        verdict (`"sampled" | "probability"`, defaults to `"sampled"`): `probability` reads each score as the
+            expected value under the judge's probabilities of the possible digits (floats on `scale`), asked in this
+            process or from a server that returns `logprobs` (otherwise sampled scores are used). A scale whose
+            values are not all one digit (the default 1-10) is asked on 1-9 and mapped linearly onto `scale`, so a
+            custom `prompt` needs a one-digit scale. `max_tokens`, `temperature` and `rationale` do not apply.
     """
 
     aspects: tuple[str, ...] = DEFAULT_ASPECTS
@@ -135,6 +147,7 @@ class JudgeConfig:
     aspect_descriptions: dict[str, str] = field(default_factory=dict)
     prompt: FewShotPrompt | None = None
     progress: bool = True
+    verdict: Literal["sampled", "probability"] = "sampled"
 
     def __post_init__(self) -> None:
         self.aspects = tuple(self.aspects)
@@ -150,6 +163,11 @@ class JudgeConfig:
             raise ConfigError(f"scale must be two integers (low, high) with low < high, got {self.scale}.")
         if self.overall not in ("judge", "mean"):
             raise ConfigError(f"overall must be 'judge' or 'mean', got {self.overall!r}.")
+        if self.verdict not in ("sampled", "probability"):
+            raise ConfigError(f"verdict must be 'sampled' or 'probability', got {self.verdict!r}.")
+        if self.verdict == "probability" and self.prompt is not None and digit_scale(self.scale) != (lo, hi):
+            raise ConfigError(f"Probability verdicts read one-digit scores, but the custom prompt scores on {self.scale}; "
+                              "use a scale within 0-9 (or the built-in prompt, which is asked on 1-9 and rescaled).")
 
 
 _MODELS: dict[tuple, type[BaseModel]] = {}
@@ -212,7 +230,7 @@ def _cut(text: str, limit: int) -> str:
 
 
 class PreferenceJudge:
-    """Score responses on several aspects with an LLM judge.
+    """Score responses on several aspects with an LLM judge, one response at a time (so no position preference).
 
     Args:
         llm (`LLMConfig`, *optional*): the judge model; defaults to the embedded Gemma. A different (stronger) model
@@ -231,33 +249,37 @@ class PreferenceJudge:
         self.config = config or JudgeConfig()
         self.output_type = judgement_model(self.config.aspects, self.config.scale, self.config.rationale)
         self.last_usage: dict[str, int] = {}
+        self.last_verdict: Literal["sampled", "probability"] = "sampled"
 
-    def messages(self, question: str, answer: str, language: str) -> list[dict[str, str]]:
-        """The judging prompt for one response."""
+    def messages(self, question: str, answer: str, language: str, *, scale: tuple[int, int] | None = None) -> list[dict[str, str]]:
+        """The judging prompt for one response (on `scale` instead of the configured one if given)."""
         ui = "zh" if base_language(language) == "zh" else "en"
         query = _QUERY[ui].format(question=_cut(question, self.config.max_prompt_chars),
                                   answer=_cut(answer, self.config.max_response_chars))
-        return judge_prompt(language, self.config).messages(query)
+        config = self.config if scale is None else dataclasses.replace(self.config, scale=scale)
+        return judge_prompt(language, config).messages(query)
 
     def annotate(self, rows: Sequence[dict[str, Any]], *, prompt_key: str = "prompt", language_key: str = "language",
                  default_language: str = "en") -> list[dict[str, Any]]:
         """Add `ratings` (`{aspect: float, ..., "overall": float}` or `None`), `rationale` and `judge_error` to every
-        response of every row. Responses without text are not judged.
+        response of every row. Responses without text are not judged. `last_usage` holds the calls and tokens spent
+        (log-probability questions count as calls, their tokens as prompt tokens), `last_verdict` which verdicts
+        were used in the end.
 
         Returns:
             `list[dict]`: new row dicts with new response dicts (inputs are not mutated).
         """
-        config = self.llm.replace(temperature=self.config.temperature, max_tokens=self.config.max_tokens)
-        client = get_client(config)
-        meter = UsageMeter([client])
-        prompts, where = [], []
+        items, where = [], []
         for i, row in enumerate(rows):
             language = row.get(language_key) or default_language
             for j, response in enumerate(row.get("responses") or []):
                 if response.get("text"):
-                    prompts.append(self.messages(row[prompt_key], response["text"], language))
+                    items.append((row[prompt_key], response["text"], language))
                     where.append((i, j))
-        results = client.run_structured(prompts, self.output_type, progress=self.config.progress, desc="Judging") if prompts else []
+        results = self._probability_judgements(items) if self.config.verdict == "probability" and items else None
+        self.last_verdict = "sampled" if results is None else "probability"
+        if results is None:
+            results = self._sampled_judgements(items)
         out = [{**row, "responses": [dict(r) for r in (row.get("responses") or [])]} for row in rows]
         for row in out:
             for r in row["responses"]:
@@ -267,16 +289,66 @@ class PreferenceJudge:
             if not result.ok or result.value is None:
                 r["judge_error"] = result.error or "no judgement"
                 continue
-            value = result.value
-            ratings = {a: float(getattr(value, a)) for a in self.config.aspects}
+            scores = result.value
+            ratings = {a: float(scores[a]) for a in self.config.aspects}
             if self.config.overall == "mean":
                 ratings["overall"] = round(sum(ratings.values()) / len(ratings), 3)
             else:
-                ratings["overall"] = float(value.overall)
+                ratings["overall"] = float(scores["overall"])
             r["ratings"] = ratings
-            r["rationale"] = getattr(value, "rationale", None)
-        self.last_usage = meter.delta()
+            r["rationale"] = scores.get("rationale")
         return out
+
+    def _sampled_judgements(self, items: Sequence[tuple[str, str, str]]) -> list[Result[dict[str, Any]]]:
+        """The judge's JSON replies as `{field: value}`, one per `(question, answer, language)`."""
+        config = self.llm.replace(temperature=self.config.temperature, max_tokens=self.config.max_tokens)
+        client = get_client(config)
+        meter = UsageMeter([client])
+        prompts = [self.messages(*item) for item in items]
+        results = client.run_structured(prompts, self.output_type, progress=self.config.progress, desc="Judging") if prompts else []
+        self.last_usage = meter.delta()
+        return [Result(value=r.value.model_dump(), raw=r.raw) if r.ok and r.value is not None else r for r in results]
+
+    def _probability_judgements(self, items: Sequence[tuple[str, str, str]]) -> list[Result[dict[str, Any]]] | None:
+        """Probability-weighted scores as `{field: float on the scale}`, one per `(question, answer, language)`;
+        `None` when the judge returns no log-probabilities.
+
+        The prompt ends right before the field's number in the JSON the judge would write (`... Output: {"overall":
+        7, "helpfulness":`), so the next token is that digit; earlier fields hold the digits greedy decoding would
+        have written. One question per field and response; in process one response's questions extend each other
+        and reuse the model's cache, over HTTP each field is asked for all responses at once.
+        """
+        scale = self.config.scale
+        asked = digit_scale(scale)
+        options = digit_options(asked)
+        source = logprob_source(self.llm)
+        meter = LogprobMeter(source)
+        prompts = [render_transcript(self.messages(*item, scale=asked)) + " {" for item in items]
+        scores: list[dict[str, float]] = [{} for _ in items]
+        failed: list[Result[dict[str, Any]] | None] = [None] * len(items)
+        group = 1 if isinstance(source, LocalLogprobs) else max(1, len(items))
+        probe = True
+        for start in range(0, len(items), group):
+            members = range(start, min(len(items), start + group))
+            for name in ("overall", *self.config.aspects):
+                live = [k for k in members if failed[k] is None]
+                answers = ask_choices(source, [f"{prompts[k]}{json.dumps(name)}:" for k in live], tuple(options), probe=probe)
+                if answers is None:
+                    return None
+                probe = False
+                read = read_answers(answers, lambda lp: (expected_value(lp, options), most_likely(lp)))
+                for k, result in zip(live, read):
+                    if not result.ok:
+                        failed[k] = result
+                        continue
+                    value, digit = result.value
+                    scores[k][name] = round(rescale(value, asked, scale), 3)
+                    prompts[k] += f"{json.dumps(name)}:{digit}, "
+        usage = dict.fromkeys(USAGE_KEYS, 0)
+        spent = meter.delta()
+        usage.update(calls=spent["calls"], prompt_tokens=spent["total_tokens"], total_tokens=spent["total_tokens"])
+        self.last_usage = usage
+        return [failed[k] or Result(value=scores[k]) for k in range(len(items))]
 
 
 # ---------------------------------------------------------------------------------------------- pairs

@@ -2,45 +2,96 @@
 
 Two questions are asked of a model here, both without sampling a reply:
 - `continuation`: the log-probability of each token of a given text after a given context (what perplexity-based
-  scores such as IFD need; in process only: llama.cpp's server cannot return prompt log-probabilities);
+  scores such as IFD need): exact in process; over HTTP from prompt log-probabilities, which vLLM, TGI,
+  llama-cpp-python and OpenAI's legacy models return and llama.cpp's server does not;
 - `choices`: how likely each of a few short answers is right after a prompt (what probability verdicts need).
 
-In process the whole distribution is available, so both are exact. Over HTTP, `choices` asks for a short completion
-with the top log-probabilities of each generated token (llama.cpp / xllamacpp and vLLM return them in the OpenAI
-chat shape `logprobs.content[].top_logprobs`, OpenAI-legacy servers as `logprobs.top_logprobs[]`) and reads the
-first position whose top list holds one of the choices; a choice outside the top list gets probability 0.
+In process the whole distribution is available, so both are exact. Over HTTP, `choices` asks for a short greedy
+completion with the top log-probabilities of each generated token, in the endpoint's dialect
+(`logprobs_http`), and reads the first position whose top list holds one of the choices; a choice outside the top
+list gets probability 0.
+
+Results go into the request cache (`LLMConfig.cache_path`, as `LLMClient`'s replies do), so a rerun pays nothing
+again; `LogprobUsage` counts model calls, tokens and cache hits.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import json
 import math
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence, TypeVar
 
 import httpx
 import numpy as np
 
 from ..errors import ConfigError, DataError, DependencyError, EndpointError
-from .config import LLMConfig, bearer_token
+from .cache import CachedReply, RequestCache, request_key
+from .config import LLMConfig, bearer_token, default_cache_path
+from .logprobs_http import (
+    TOP_LOGPROBS, choice_request, continuation_request, native_choice_request, reply_tokens, text_logprobs,
+    top_logprob_lists,
+)
+from .prompt import Message, render_transcript
+from .redact import error_text
+from .retry import HTTPStatusError, NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_retryable
+from .runloop import run_sync
 
-TOP_LOGPROBS = 20  # top tokens asked per position over HTTP (OpenAI's maximum)
+T = TypeVar("T")
 
 
 @dataclass
 class LogprobUsage:
-    """Model calls and tokens evaluated so far (prompt and continuation tokens alike)."""
+    """Model calls and tokens evaluated so far (prompt and continuation tokens alike); `cache_hits` were answered
+    from the request cache for free, `retries` are attempts repeated after a transient failure."""
 
     calls: int = 0
     total_tokens: int = 0
+    cache_hits: int = 0
+    retries: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def add(self, calls: int, tokens: int) -> None:
+    def add(self, calls: int = 0, tokens: int = 0, *, cache_hits: int = 0, retries: int = 0) -> None:
         with self.lock:
             self.calls += calls
             self.total_tokens += tokens
+            self.cache_hits += cache_hits
+            self.retries += retries
+
+
+class ResultCache:
+    """Log-probability results in the request cache file (`RequestCache`), as JSON in `CachedReply.text`.
+
+    The key is `request_key` of what decides a result (model, dialect, kind, texts, parameters); neither keys nor
+    values hold a token. `path=None` keeps nothing.
+    """
+
+    def __init__(self, path: str | None):
+        self.store = RequestCache(path) if path else None
+
+    def get(self, payload: dict[str, Any], usage: LogprobUsage) -> tuple[str, Any]:
+        """The payload's key and its stored result (`None`: not stored); a hit is counted in `usage`."""
+        key = request_key(payload)
+        hit = self.store.get(key) if self.store is not None else None
+        if hit is None:
+            return key, None
+        usage.add(cache_hits=1)
+        return key, json.loads(hit.text)
+
+    def put(self, key: str, result: Any, tokens: int) -> None:
+        if self.store is not None:  # -inf is written as JSON's `-Infinity`, which `json.loads` reads back
+            self.store.put(key, CachedReply(json.dumps(result), tokens, 0))
+
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
 
 class LogprobSource(Protocol):
@@ -49,8 +100,10 @@ class LogprobSource(Protocol):
     def continuation(self, context: str, text: str) -> list[float]:
         """Natural-log probability of each token of `text` following `context` (`""`: the start of a document)."""
 
-    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
-        """Log-probability of each option as the very next text after `prompt` (`-inf` when the server hid it)."""
+    def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """Log-probability of each option as the very next text after `prompt` (`-inf` when the server hid it).
+        A string is completed as it is; messages go to the chat route (rendered as a transcript on the completion
+        route)."""
 
 
 class LocalLogprobs:
@@ -64,19 +117,32 @@ class LocalLogprobs:
         model_path (`str`, *optional*): a GGUF file; defaults to the bundled Gemma 3 270M.
         n_ctx (`int`, defaults to 2048): context tokens; a longer context + text raises `DataError`.
         n_threads (`int`, *optional*): defaults to the machine's cores (at most 4).
+        cache_path (`str`, *optional*): a request cache file to keep results in (keyed by the model file's name);
+            a result found there loads no model.
     """
 
     CONTEXT_BATCH = 512  # tokens decoded at once where no logits are read
     LOGITS_BATCH = 64  # ... and where they are (each row is 262k floats)
 
-    def __init__(self, model_path: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None):
+    def __init__(self, model_path: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None,
+                 cache_path: str | None = None):
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 4))
         self.usage = LogprobUsage()
+        self.cache = ResultCache(cache_path)
         self._llm: Any = None
         self._cached: list[int] = []  # tokens whose keys and values sit in the model's cache
         self._lock = threading.Lock()
+
+    @property
+    def model_name(self) -> str:
+        """The GGUF file's name: what identifies the model in cache keys."""
+        if self.model_path is None:
+            from .local import local_model_path
+
+            self.model_path = local_model_path()
+        return os.path.basename(self.model_path)
 
     @property
     def llm(self) -> Any:
@@ -128,6 +194,15 @@ class LocalLogprobs:
         return out
 
     def continuation(self, context: str, text: str) -> list[float]:
+        key, stored = self.cache.get({"kind": "continuation", "model": self.model_name, "server": "in_process",
+                                      "context": context, "text": text}, self.usage)
+        if stored is not None:
+            return stored
+        logprobs = self._continuation(context, text)
+        self.cache.put(key, logprobs, len(logprobs))
+        return logprobs
+
+    def _continuation(self, context: str, text: str) -> list[float]:
         with self._lock:
             tokens, start = self._tokens(context, text)
             # positions start-1 .. len-2 predict the text's tokens; the last token itself need not be decoded
@@ -142,18 +217,28 @@ class LocalLogprobs:
             self.usage.add(1, len(tokens) - 1 - kept)
             return logprobs
 
-    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
-        return {option: float(sum(self.continuation(prompt, option))) for option in options}
+    def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """Exact: each option scored as a continuation (messages are rendered as a transcript: a base model)."""
+        text = prompt if isinstance(prompt, str) else render_transcript(prompt)
+        return {option: float(sum(self.continuation(text, option))) for option in options}
+
+    def close(self) -> None:
+        self.cache.close()
 
 
 class HTTPLogprobs:
-    """Choice probabilities from an OpenAI-compatible `/v1/completions` route that returns top log-probabilities.
+    """Token log-probabilities from a TGI, vLLM, llama.cpp or OpenAI-compatible server, in its own dialect.
+
+    The dialect and the model id are learnt once, by the probe `LLMClient` uses (`HTTPBackend.prepare`); requests
+    go round the replicas, are retried after transient failures (`retry`: 408/429/5xx, dropped connections,
+    timeouts; 401/403/404 raise `EndpointAccessError` at once) within `LLMConfig`'s timeouts and deadline, and
+    their results are kept in the request cache (`LLMConfig.cache`/`cache_path`).
 
     Args:
-        llm (`LLMConfig`): its first endpoint, model, token and timeouts are used.
+        llm (`LLMConfig`): its endpoints, model, token, route, timeouts, retries and cache are used.
         max_tokens (`int`, defaults to 3): tokens generated to reach the answer (Gemma writes `Output: 1` as
             `:`, ` `, `1`, so the digit is the second generated token).
-        workers (`int`, defaults to 4): requests in flight at once.
+        workers (`int`, defaults to 4): requests in flight at once in `choices_many`.
     """
 
     def __init__(self, llm: LLMConfig, *, max_tokens: int = 3, workers: int = 4):
@@ -163,33 +248,145 @@ class HTTPLogprobs:
         self.max_tokens = max_tokens
         self.workers = workers
         self.usage = LogprobUsage()
+        self.cache = ResultCache((llm.cache_path or default_cache_path()) if llm.cache else None)
         token = bearer_token(llm)
+        self._secrets = [token]
         self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"} if token else {},
                                   timeout=httpx.Timeout(llm.timeout, connect=llm.connect_timeout))
+        self._turn = itertools.count()
+        self._dialect: tuple[str, str] | None = None
+        self._native = False  # a llama.cpp server whose `/v1/completions` gave no log-probabilities
+        self._lock = threading.Lock()
+
+    @property
+    def dialect(self) -> tuple[str, str]:
+        """(server kind, model id), asked of the first endpoint once (nothing is asked when both are configured)."""
+        with self._lock:
+            if self._dialect is None:
+                self._dialect = self._retrying("probe", lambda _: self._probe())
+            return self._dialect
+
+    def _probe(self) -> tuple[str, str]:
+        from .backends import HTTPBackend
+
+        backend = HTTPBackend(self.llm.endpoints[0], self.llm)
+
+        async def probe() -> None:
+            try:
+                await asyncio.wait_for(backend.prepare(), self.llm.connect_timeout)
+            except TimeoutError:
+                raise NoAnswer(backend.name, self.llm.connect_timeout, "server probe") from None
+            finally:
+                await backend.aclose()
+
+        run_sync(probe())
+        return backend.server, backend.model_id
+
+    def _retrying(self, what: str, attempt: Callable[[str], T]) -> T:
+        """`attempt(base URL)` on the replicas in turn, under `LLMConfig`'s retry policy (see `retry`)."""
+        started, last, deadline_hit = time.monotonic(), None, False
+        bases = self.llm.endpoints
+        for number in range(self.llm.max_retries + 1):
+            base = bases[next(self._turn) % len(bases)]
+            try:
+                return attempt(base)
+            except Exception as exc:  # classified below, as `LLMClient.generate` does
+                last = exc
+                if is_access_refusal(exc):
+                    raise access_error(base, exc, self._secrets) from exc
+                if not is_retryable(exc) or _refuses_logprobs(exc):
+                    if isinstance(exc, EndpointError):
+                        raise
+                    raise EndpointError(f"{base} failed the {what}: {error_text(exc, secrets=self._secrets)}") from exc
+            if number < self.llm.max_retries:
+                delay = backoff_delay(self.llm.backoff, number)
+                if self.llm.deadline is not None and time.monotonic() - started + delay >= self.llm.deadline:
+                    deadline_hit = True
+                    break
+                self.usage.add(retries=1)
+                time.sleep(delay)
+        raise final_error(", ".join(bases), number + 1, time.monotonic() - started, last, deadline_hit=deadline_hit,
+                          secrets=self._secrets) from last
+
+    def _post(self, base: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
+        url = f"{base}{route}"
+        response = self._http.post(url, json=body)
+        self.usage.add(calls=1)
+        if response.status_code >= 400:
+            raise HTTPStatusError(response.status_code, url, response.text, secrets=self._secrets)
+        try:
+            data = response.json()
+        except ValueError:
+            data = None
+        if not isinstance(data, dict):
+            raise EndpointError(f"{url} answered with something other than a JSON object.")
+        return data
+
+    def _ask(self, route: str, body: dict[str, Any], server: str) -> dict[str, Any]:
+        """POST `body` to `route` with retries; the model and llama.cpp's prompt reuse are added as `llm/` adds them."""
+        body = dict(body)
+        if self.llm.model and route.startswith("/v1/"):
+            body["model"] = self.llm.model
+        if server == "llama_cpp":
+            body["cache_prompt"] = self.llm.prefix_reuse
+        data = self._retrying("log-probability request", lambda base: self._post(base, route, body))
+        self.usage.add(tokens=reply_tokens(data))
+        return data
 
     def continuation(self, context: str, text: str) -> list[float]:
-        raise EndpointError("Prompt log-probabilities over HTTP are not supported here; score likelihoods in process "
-                            "(LLMConfig() without endpoints).")
+        """From the prompt log-probabilities of `context + text` (`echo` on `/v1/completions`, TGI's
+        `decoder_input_details`).
 
-    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
-        body: dict[str, Any] = {"prompt": prompt, "max_tokens": self.max_tokens, "temperature": 0.0,
-                                "logprobs": TOP_LOGPROBS}
-        if self.llm.model:
-            body["model"] = self.llm.model
-        url = f"{self.llm.endpoints[0]}/v1/completions"
-        response = self._http.post(url, json=body)
-        if response.status_code >= 400:
-            raise EndpointError(f"{url} answered {response.status_code} to a log-probability request: "
-                                f"{response.text[:300]}. Use a server that returns logprobs (llama.cpp, vLLM).")
-        data = response.json()
-        usage = data.get("usage") or {}
-        self.usage.add(1, int(usage.get("total_tokens") or 0))
-        return choice_logprobs(top_logprob_lists(data), options)
+        Raises:
+            `EndpointError`: the server has none (llama.cpp's server; a server that ignores `echo`), naming the fix.
+        """
+        server, model = self.dialect
+        route, body = continuation_request(server, context + text)
+        key, stored = self.cache.get({"kind": "continuation", "model": model, "server": server, "context": context,
+                                      "text": text}, self.usage)
+        if stored is not None:
+            return stored
+        data = self._ask(route, body, server)
+        logprobs = text_logprobs(data, context, text)
+        self.cache.put(key, logprobs, reply_tokens(data))
+        return logprobs
 
-    def choices_many(self, prompts: Sequence[str], options: Sequence[str]) -> list[dict[str, float] | Exception]:
+    def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:
+        """A string prompt is completed as it is; messages go to the chat route when `LLMConfig` resolves to it
+        (the default for endpoints), else they are rendered as a transcript and completed.
+
+        Raises:
+            `EndpointError`: the server returns no token log-probabilities (callers fall back to sampled verdicts).
+        """
+        server, model = self.dialect
+        route = "completion" if isinstance(prompt, str) else self.llm.resolved_route
+        if route == "completion" and not isinstance(prompt, str):
+            prompt = render_transcript(prompt)
+        key, stored = self.cache.get({"kind": "choices", "model": model, "server": server, "route": route,
+                                      "prompt": prompt if isinstance(prompt, str) else list(prompt),
+                                      "options": list(options), "max_tokens": self.max_tokens}, self.usage)
+        if stored is not None:
+            return stored
+        data = self._choice_reply(server, route, prompt)
+        result = choice_logprobs(top_logprob_lists(data), options)
+        self.cache.put(key, result, reply_tokens(data))
+        return result
+
+    def _choice_reply(self, server: str, route: str, prompt: str | Sequence[Message]) -> dict[str, Any]:
+        """The reply holding the top log-probabilities; a llama.cpp build whose `/v1/completions` ignores `logprobs`
+        is asked on its own `/completion` with `n_probs` (and directly from then on)."""
+        native = server == "llama_cpp" and route == "completion"
+        if not (native and self._native):
+            data = self._ask(*choice_request(server, route, prompt, self.max_tokens), server)
+            if not native or _has_top_logprobs(data):
+                return data
+            self._native = True
+        return self._ask(*native_choice_request(str(prompt), self.max_tokens), server)
+
+    def choices_many(self, prompts: Sequence[str | Sequence[Message]], options: Sequence[str]) -> list[dict[str, float] | Exception]:
         """`choices` for many prompts, `workers` at a time; a failed request is returned as its exception."""
 
-        def one(prompt: str) -> dict[str, float] | Exception:
+        def one(prompt: str | Sequence[Message]) -> dict[str, float] | Exception:
             try:
                 return self.choices(prompt, options)
             except (EndpointError, httpx.HTTPError, ValueError) as exc:
@@ -200,16 +397,22 @@ class HTTPLogprobs:
 
     def close(self) -> None:
         self._http.close()
+        self.cache.close()
 
 
-def top_logprob_lists(data: dict[str, Any]) -> list[dict[str, float]]:
-    """Per generated token, its top alternatives as {token text: logprob}, from either OpenAI reply shape."""
-    logprobs = ((data.get("choices") or [{}])[0] or {}).get("logprobs") or {}
-    if isinstance(logprobs.get("content"), list):  # chat shape (llama.cpp, vLLM chat, OpenAI chat)
-        return [{t["token"]: float(t["logprob"]) for t in step.get("top_logprobs") or []} for step in logprobs["content"]]
-    if isinstance(logprobs.get("top_logprobs"), list):  # legacy completions shape (vLLM, OpenAI, llama-cpp-python)
-        return [{k: float(v) for k, v in (step or {}).items()} for step in logprobs["top_logprobs"]]
-    raise EndpointError("The reply holds no token log-probabilities; the server ignores `logprobs`.")
+def _has_top_logprobs(data: dict[str, Any]) -> bool:
+    try:
+        top_logprob_lists(data)
+    except EndpointError:
+        return False
+    return True
+
+
+def _refuses_logprobs(exc: BaseException) -> bool:
+    """A 500 that says the model cannot give log-probabilities (llama-cpp-python's server without `logits_all`):
+    every request would fail alike, so it is not retried."""
+    text = str(exc)
+    return isinstance(exc, HTTPStatusError) and ("logits_all" in text or "logprobs is not supported" in text)
 
 
 def choice_logprobs(steps: Sequence[dict[str, float]], options: Sequence[str]) -> dict[str, float]:
@@ -227,20 +430,23 @@ def choice_logprobs(steps: Sequence[dict[str, float]], options: Sequence[str]) -
     return {o: -math.inf for o in options}
 
 
-_LOCAL: dict[tuple[str | None, int], LocalLogprobs] = {}
+_LOCAL: dict[tuple[str | None, int, str | None], LocalLogprobs] = {}
 _LOCAL_LOCK = threading.Lock()
 
 
 def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
-    """In process for `LLMConfig()` without endpoints (one shared model per path and context size), else HTTP."""
+    """In process for `LLMConfig()` without endpoints (one shared model per path, context size and cache file), else
+    HTTP. Both keep results in the request cache when `llm.cache` is on."""
     if llm.is_local:
-        key = (llm.local_model_path, min(llm.local_n_ctx, 2048))
+        cache_path = (llm.cache_path or default_cache_path()) if llm.cache else None
+        key = (llm.local_model_path, min(llm.local_n_ctx, 2048), cache_path)
         with _LOCAL_LOCK:
             if key not in _LOCAL:
-                _LOCAL[key] = LocalLogprobs(llm.local_model_path, n_ctx=key[1], n_threads=llm.local_n_threads)
+                _LOCAL[key] = LocalLogprobs(llm.local_model_path, n_ctx=key[1], n_threads=llm.local_n_threads,
+                                            cache_path=cache_path)
             return _LOCAL[key]
     return HTTPLogprobs(llm)
 
 
-__all__ = ["HTTPLogprobs", "LocalLogprobs", "LogprobSource", "LogprobUsage", "choice_logprobs", "logprob_source",
-           "top_logprob_lists"]
+__all__ = ["HTTPLogprobs", "LocalLogprobs", "LogprobSource", "LogprobUsage", "ResultCache", "TOP_LOGPROBS",
+           "choice_logprobs", "logprob_source", "top_logprob_lists"]

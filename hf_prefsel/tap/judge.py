@@ -133,7 +133,8 @@ class JudgeConfig:
             expected value under the judge's probabilities of the possible digits (floats on `scale`), asked in this
             process or from a server that returns `logprobs` (otherwise sampled scores are used). A scale whose
             values are not all one digit (the default 1-10) is asked on 1-9 and mapped linearly onto `scale`, so a
-            custom `prompt` needs a one-digit scale. `max_tokens`, `temperature` and `rationale` do not apply.
+            custom `prompt` needs a one-digit scale (and answers written as `json.dumps` writes them). `max_tokens`,
+            `temperature` and `rationale` do not apply. One response is judged at a time, so no position arises.
     """
 
     aspects: tuple[str, ...] = DEFAULT_ASPECTS
@@ -236,6 +237,8 @@ class PreferenceJudge:
         llm (`LLMConfig`, *optional*): the judge model; defaults to the embedded Gemma. A different (stronger) model
             than the generator avoids self-preference.
         config (`JudgeConfig`, *optional*).
+        source (*optional*): with `verdict="probability"`, the log-probability source to ask (anything with `usage`
+            and `choices`, see `hf_prefsel.llm.logprobs`) instead of the one for `llm`.
 
     Example:
         >>> judge = PreferenceJudge(servers.config(), JudgeConfig(overall="mean"))
@@ -244,9 +247,10 @@ class PreferenceJudge:
         {'helpfulness': 7.0, ..., 'overall': 7.0}
     """
 
-    def __init__(self, llm: LLMConfig | None = None, config: JudgeConfig | None = None):
+    def __init__(self, llm: LLMConfig | None = None, config: JudgeConfig | None = None, *, source: Any = None):
         self.llm = llm or LLMConfig()
         self.config = config or JudgeConfig()
+        self.source = source
         self.output_type = judgement_model(self.config.aspects, self.config.scale, self.config.rationale)
         self.last_usage: dict[str, int] = {}
         self.last_verdict: Literal["sampled", "probability"] = "sampled"
@@ -321,7 +325,7 @@ class PreferenceJudge:
         scale = self.config.scale
         asked = digit_scale(scale)
         options = digit_options(asked)
-        source = logprob_source(self.llm)
+        source = self.source or logprob_source(self.llm)
         meter = LogprobMeter(source)
         prompts = [render_transcript(self.messages(*item, scale=asked)) + " {" for item in items]
         scores: list[dict[str, float]] = [{} for _ in items]
@@ -332,6 +336,8 @@ class PreferenceJudge:
             members = range(start, min(len(items), start + group))
             for name in ("overall", *self.config.aspects):
                 live = [k for k in members if failed[k] is None]
+                if not live:
+                    break
                 answers = ask_choices(source, [f"{prompts[k]}{json.dumps(name)}:" for k in live], tuple(options), probe=probe)
                 if answers is None:
                     return None

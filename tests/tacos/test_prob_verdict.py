@@ -1,5 +1,6 @@
 """Probability verdicts: a fake server returns chosen log-probabilities; averaging the two orders cancels a pure
-position preference exactly and keeps the content preference; servers without log-probabilities fall back."""
+position preference exactly and keeps the content preference; the one-sample judge's expected digit score matches a
+hand computation; servers without log-probabilities fall back to sampled verdicts."""
 
 from __future__ import annotations
 
@@ -7,22 +8,26 @@ import json
 import math
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable
+from typing import Callable, Sequence
 
 import pytest
 from datasets import Dataset
 
-from hf_prefsel.errors import ConfigError
+from hf_prefsel.errors import ConfigError, EndpointError
 from hf_prefsel.llm import LLMConfig
-from hf_prefsel.tacos import ComparativeScorer, ComparativeScorerConfig
-from hf_prefsel.tacos.prob_verdict import PREFERENCE_PROMPT, first_preference
+from hf_prefsel.llm.logprobs import LogprobUsage
+from hf_prefsel.llm.prob_scores import expected_value, most_likely
+from hf_prefsel.tacos import ComparativeScorer, ComparativeScorerConfig, SingletonScorer
+from hf_prefsel.tacos.prob_verdict import (PREFERENCE_PROMPT, SCORE_OPTIONS, SCORE_PROMPT, expected_score, first_preference,
+                                           score_verdicts)
 
 
 class LogprobServer:
-    """`/v1/completions` answering ` 1` with llama.cpp's `logprobs.content[].top_logprobs`, where P(answer 1) is
-    `p_first(prompt)`; the first generated token is a space, as Gemma writes `Output: 1`."""
+    """`/v1/completions` answering with llama.cpp's `logprobs.content[].top_logprobs`: `answer(prompt)` is either
+    P(answer 1) of a pairwise verdict or the top list itself ({token: probability}); the first generated token is a
+    space, as Gemma writes `Output: 1`."""
 
-    def __init__(self, p_first: Callable[[str], float]):
+    def __init__(self, answer: Callable[[str], float | dict[str, float]]):
         self.prompts: list[str] = []
         server = self
 
@@ -34,10 +39,11 @@ class LogprobServer:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.prompts.append(body["prompt"])
                 assert body["logprobs"] >= 2
-                p = p_first(body["prompt"])
-                top = [{"token": "1", "logprob": math.log(p)}, {"token": "2", "logprob": math.log(1 - p)}]
+                probs = answer(body["prompt"])
+                probs = {"1": probs, "2": 1 - probs} if isinstance(probs, float) else probs
+                top = [{"token": t, "logprob": math.log(p)} for t, p in probs.items()]
                 steps = [{"token": " ", "logprob": 0.0, "top_logprobs": [{"token": " ", "logprob": 0.0}]},
-                         {"token": "1", "logprob": top[0]["logprob"], "top_logprobs": top}]
+                         {"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
                 data = json.dumps({"choices": [{"text": " 1", "logprobs": {"content": steps}}],
                                    "usage": {"total_tokens": 100}}).encode()
                 self.send_response(200)
@@ -72,8 +78,8 @@ def _sample_one_is_good(prompt: str) -> bool:
 def logprob_server():
     servers = []
 
-    def make(p_first):
-        servers.append(LogprobServer(p_first))
+    def make(answer):
+        servers.append(LogprobServer(answer))
         return servers[-1]
 
     yield make
@@ -81,9 +87,12 @@ def logprob_server():
         s.close()
 
 
+def _llm(server) -> LLMConfig:
+    return LLMConfig(endpoints=[server.url], route="completion", server="llama_cpp", model="fake", cache=False)
+
+
 def _score(server, swap: bool) -> list[float]:
-    llm = LLMConfig(endpoints=[server.url], route="completion", server="llama_cpp", model="fake", cache=False)
-    scorer = ComparativeScorer(llm, ComparativeScorerConfig(verdict="probability", swap=swap, input_column=None))
+    scorer = ComparativeScorer(_llm(server), ComparativeScorerConfig(verdict="probability", swap=swap, input_column=None))
     return scorer.score(_pairs(), progress=False)["score"], scorer
 
 
@@ -95,6 +104,8 @@ def test_pure_position_preference_cancels_exactly(logprob_server):
     assert both[0] == both[1] and both[2] == both[3]  # exactly: a tie, not a near-tie
     assert both[0] == pytest.approx(50.5)
     assert scorer.report.position_bias_rate == 1.0  # every winner flipped with the order, and it is reported
+    assert scorer.report.position_consistency == 0.0 and scorer.report.verdict == "probability"
+    assert "position consistency 0.0%" in str(scorer.report)
     assert scorer.report.usage == {"calls": 4, "total_tokens": 400}
     assert all(p.endswith("\nOutput:") for p in server.prompts)
 
@@ -115,6 +126,57 @@ def test_server_without_logprobs_falls_back_to_sampled(fault_server):
     scorer = ComparativeScorer(server.config(), ComparativeScorerConfig(verdict="probability", input_column=None))
     scores = scorer.score(_pairs(), progress=False)["score"]
     assert scores == [70.0, 30.0, 70.0, 30.0]
+    assert scorer.report.verdict == "sampled"
+
+
+class FakeSource:
+    """A log-probability source answering `choices` from a table, as `LocalLogprobs` / `HTTPLogprobs` would."""
+
+    def __init__(self, answer: Callable[[str, Sequence[str]], dict[str, float]], *, refuse: bool = False):
+        self.answer, self.refuse = answer, refuse
+        self.usage = LogprobUsage()
+        self.prompts: list[str] = []
+
+    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
+        if self.refuse:
+            raise EndpointError("no logprobs here")
+        self.prompts.append(prompt)
+        self.usage.add(1, 10)
+        return self.answer(prompt, options)
+
+
+def test_expected_digit_score_by_hand():
+    probs = {" 3": 0.1, " 7": 0.3, " 9": 0.1}  # unnormalised: 0.2, 0.6, 0.2 over the digits shown
+    logprobs = {o: math.log(probs[o]) if o in probs else -math.inf for o in SCORE_OPTIONS}
+    expected = 0.2 * 3 + 0.6 * 7 + 0.2 * 9  # 6.6 on 1-9
+    assert expected_score(logprobs).score == pytest.approx(1 + (expected - 1) * 99 / 8)  # 70.3 on 1-100
+    assert expected_value(logprobs, SCORE_OPTIONS) == pytest.approx(6.6)
+    assert most_likely(logprobs) == " 7"
+    assert [a for _, a in SCORE_PROMPT.examples] == ["3", "8"]  # SINGLE_PROMPT's 22 and 86 as digits
+    source = FakeSource(lambda prompt, options: logprobs)
+    results = score_verdicts(LLMConfig(), ["Instruction: a\nResponse: b"], source=source)
+    assert results[0].value.score == pytest.approx(70.3) and source.prompts[0].endswith("Response: b\nOutput:")
+    assert score_verdicts(LLMConfig(), ["x"], source=FakeSource(lambda p, o: logprobs, refuse=True)) is None
+    nothing = score_verdicts(LLMConfig(), ["x"], source=FakeSource(lambda p, o: dict.fromkeys(o, -math.inf)))
+    assert not nothing[0].ok and "DataError" in nothing[0].error and not nothing[0].transient
+
+
+def test_singleton_probability_scores_and_fallback(logprob_server, fault_server):
+    good = {"8": 0.5, "9": 0.25, "7": 0.25}  # E = 8 on 1-9
+    server = logprob_server(lambda prompt: good if "GOOD" in prompt.rsplit("Input: ", 1)[1] else {"2": 0.75, "1": 0.25})
+    scorer = SingletonScorer(_llm(server), ComparativeScorerConfig(verdict="probability", input_column=None))
+    scores = scorer.score(_pairs(), progress=False)["score"]
+    high, low = 1 + 7 * 99 / 8, 1 + 0.75 * 99 / 8
+    assert scores == pytest.approx([high, low, low, high])
+    report = scorer.report
+    assert (report.judged, report.verdict, report.usage) == (4, "probability", {"calls": 4, "total_tokens": 400})
+    assert report.position_bias_rate is None and report.position_consistency is None  # one sample: no position
+    # a server without log-probabilities: sampled scores, the same columns and report fields
+    plain = fault_server(responder=lambda body: '{"analysis": "x", "score": 70}')
+    plain.plan = [("status", 500, {"error": "logits_all is False"})]
+    fallback = SingletonScorer(plain.config(), ComparativeScorerConfig(verdict="probability", input_column=None))
+    out = fallback.score(_pairs(), progress=False)
+    assert out["score"] == [70.0] * 4 and out["n_comparisons"] == [1] * 4 and fallback.report.verdict == "sampled"
 
 
 def test_first_preference_and_prompt():

@@ -35,8 +35,8 @@ from ..errors import ConfigError, DataError, DependencyError, EndpointError
 from .cache import CachedReply, RequestCache, request_key
 from .config import LLMConfig, bearer_token, default_cache_path
 from .logprobs_http import (
-    TOP_LOGPROBS, choice_request, continuation_request, native_choice_request, reply_tokens, text_logprobs,
-    top_logprob_lists,
+    PROMPT_LOGPROBS_FIX, TOP_LOGPROBS, choice_request, continuation_request, native_choice_request, reply_tokens,
+    text_logprobs, top_logprob_lists,
 )
 from .prompt import Message, render_transcript
 from .redact import error_text
@@ -260,7 +260,7 @@ class HTTPLogprobs:
 
     @property
     def dialect(self) -> tuple[str, str]:
-        """(server kind, model id), asked of the first endpoint once (nothing is asked when both are configured)."""
+        """(server kind, model id): `LLMConfig.server` and `model`, or what the first endpoint says (asked once)."""
         with self._lock:
             if self._dialect is None:
                 self._dialect = self._retrying("probe", lambda _: self._probe())
@@ -346,7 +346,11 @@ class HTTPLogprobs:
                                       "text": text}, self.usage)
         if stored is not None:
             return stored
-        data = self._ask(route, body, server)
+        try:
+            data = self._ask(route, body, server)
+        except HTTPStatusError as exc:  # refused (400/422), or a model without logits: say what would work
+            raise EndpointError(f"{exc}. If the server cannot return prompt log-probabilities, "
+                                f"{PROMPT_LOGPROBS_FIX}.") from exc
         logprobs = text_logprobs(data, context, text)
         self.cache.put(key, logprobs, reply_tokens(data))
         return logprobs
@@ -383,7 +387,8 @@ class HTTPLogprobs:
             self._native = True
         return self._ask(*native_choice_request(str(prompt), self.max_tokens), server)
 
-    def choices_many(self, prompts: Sequence[str | Sequence[Message]], options: Sequence[str]) -> list[dict[str, float] | Exception]:
+    def choices_many(self, prompts: Sequence[str | Sequence[Message]],
+                     options: Sequence[str]) -> list[dict[str, float] | Exception]:
         """`choices` for many prompts, `workers` at a time; a failed request is returned as its exception."""
 
         def one(prompt: str | Sequence[Message]) -> dict[str, float] | Exception:

@@ -42,7 +42,8 @@ def top_n(server: str, route: str) -> int:
     return TOP_LOGPROBS
 
 
-def choice_request(server: str, route: str, prompt: str | Sequence[Message], max_tokens: int) -> tuple[str, dict[str, Any]]:
+def choice_request(server: str, route: str, prompt: str | Sequence[Message],
+                   max_tokens: int) -> tuple[str, dict[str, Any]]:
     """The route and body asking for the top alternatives of `max_tokens` greedy tokens after `prompt` (a rendered
     prompt on the completion route, messages on the chat route)."""
     n = top_n(server, route)
@@ -96,9 +97,11 @@ def top_logprob_lists(data: dict[str, Any]) -> list[dict[str, float]]:
         `EndpointError`: the reply holds no token log-probabilities (the server ignored the request for them).
     """
     choices = data.get("choices")
-    logprobs = ((choices or [{}])[0] or {}).get("logprobs") or {} if isinstance(choices, list) else {}
+    first = ((choices or [{}])[0] or {}) if isinstance(choices, list) else {}
+    logprobs = first.get("logprobs") or {}
     if isinstance(logprobs.get("content"), list):  # chat shape (llama.cpp, vLLM chat, OpenAI chat, TGI Messages)
-        return [{t["token"]: float(t["logprob"]) for t in step.get("top_logprobs") or []} for step in logprobs["content"]]
+        return [{t["token"]: float(t["logprob"]) for t in step.get("top_logprobs") or []}
+                for step in logprobs["content"]]
     if isinstance(logprobs.get("top_logprobs"), list):  # legacy completions shape (vLLM, OpenAI, llama-cpp-python)
         return [{k: float(v) for k, v in (step or {}).items()} for step in logprobs["top_logprobs"]]
     if isinstance(data.get("completion_probabilities"), list):  # llama.cpp's `/completion`
@@ -120,7 +123,8 @@ def reply_tokens(data: dict[str, Any]) -> int:
     """Tokens a reply says the server evaluated (prompt and generated), 0 when it does not say."""
     usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
     if usage:
-        return int(usage.get("total_tokens") or 0) or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
+        total = int(usage.get("total_tokens") or 0)
+        return total or int(usage.get("prompt_tokens") or 0) + int(usage.get("completion_tokens") or 0)
     if "tokens_evaluated" in data or "tokens_predicted" in data:  # llama.cpp's `/completion`
         return int(data.get("tokens_evaluated") or 0) + int(data.get("tokens_predicted") or 0)
     details = data.get("details") if isinstance(data.get("details"), dict) else {}
@@ -150,7 +154,8 @@ def align(full: str, texts: Sequence[str]) -> list[tuple[int, int]]:
             continue
         gap = full[pos:at]
         if gap.strip() and not pending:
-            raise EndpointError(f"Cannot place the server's token {text!r} in the text: its tokens do not spell the prompt.")
+            raise EndpointError(f"Cannot place the server's token {text!r} in the text: its tokens do not spell the "
+                                "prompt.")
         for j in pending:  # the bytes of a character, or a special token
             spans[j] = (pos, at) if gap.strip() else (pos, pos)
         pending = []
@@ -188,7 +193,7 @@ def prompt_token_logprobs(data: dict[str, Any], full: str) -> list[tuple[int, in
         `EndpointError`: the reply holds no prompt log-probabilities.
     """
     choices = data.get("choices")
-    choice = (choices or [{}])[0] or {} if isinstance(choices, list) else {}
+    choice = ((choices or [{}])[0] or {}) if isinstance(choices, list) else {}
     logprobs = choice.get("logprobs") or {}
     texts, values = logprobs.get("tokens"), logprobs.get("token_logprobs")
     if isinstance(texts, list) and isinstance(values, list) and len(texts) == len(values) and texts:

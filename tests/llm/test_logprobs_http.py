@@ -253,6 +253,14 @@ def test_llama_cpp_has_no_prompt_logprobs(fake):
     assert server.requests == []  # known without asking
 
 
+def test_refused_echo_names_the_fix(fake):
+    server = fake("openai")
+    server.plan = [(400, '{"error": "echo is not supported with logprobs for this model"}')]
+    with pytest.raises(EndpointError, match="HTTP 400.*echo is not supported.*vLLM or TGI endpoint"):
+        source(server).continuation("Response:", " Blue.")
+    assert len(server.requests) == 1  # a refusal of this request: not retried
+
+
 def test_server_without_logprobs_raises(fake):
     server = fake("vllm", logprobs=False)
     logprobs = source(server)

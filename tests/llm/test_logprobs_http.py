@@ -96,9 +96,10 @@ class FakeServer:
         if path == "/completion":
             return self.native_reply()
         if path == "/v1/chat/completions":
-            content = [{"token": top[0][0], "logprob": top[0][1], "top_logprobs": [{"token": t, "logprob": v} for t, v in top]}
-                       for top in self.steps()]
-            choice = {"message": {"role": "assistant", "content": ": 1"}, "logprobs": {"content": content} if self.logprobs else None}
+            content = [{"token": top[0][0], "logprob": top[0][1],
+                        "top_logprobs": [{"token": t, "logprob": v} for t, v in top]} for top in self.steps()]
+            choice = {"message": {"role": "assistant", "content": ": 1"},
+                      "logprobs": {"content": content} if self.logprobs else None}
             return {"choices": [choice], "usage": usage}
         if body.get("echo") and self.logprobs:
             toks = tokens_of(body["prompt"]) + [" gen"]
@@ -109,7 +110,8 @@ class FakeServer:
             values = [None] + [lp(t) for t in toks[1:-1]] + [-3.0]
             choice = {"text": body["prompt"] + " gen", "logprobs": {"tokens": toks, "token_logprobs": values,
                                                                     "text_offset": offsets, "top_logprobs": None}}
-            return {"choices": [choice], "usage": {"prompt_tokens": len(toks) - 1, "completion_tokens": 1, "total_tokens": len(toks)}}
+            usage = {"prompt_tokens": len(toks) - 1, "completion_tokens": 1, "total_tokens": len(toks)}
+            return {"choices": [choice], "usage": usage}
         choice: dict[str, Any] = {"text": ": 1"}
         if self.logprobs and self.server != "llama_cpp":  # the llama.cpp build here only answers on `/completion`
             choice["logprobs"] = {"tokens": [":", " 1"], "top_logprobs": [dict(top) for top in self.steps()]}
@@ -117,7 +119,8 @@ class FakeServer:
 
     def native_reply(self) -> dict[str, Any]:
         if self.native == "old":
-            steps = [{"content": top[0][0], "probs": [{"tok_str": t, "prob": math.exp(v)} for t, v in top]} for top in self.steps()]
+            steps = [{"content": top[0][0], "probs": [{"tok_str": t, "prob": math.exp(v)} for t, v in top]}
+                     for top in self.steps()]
         elif self.native == "post_sampling":
             steps = [{"token": top[0][0], "prob": math.exp(top[0][1]),
                       "top_probs": [{"token": t, "prob": math.exp(v)} for t, v in top]} for top in self.steps()]
@@ -189,7 +192,8 @@ def test_choices_on_the_chat_route(fake):
     server = fake("openai")
     messages = [{"role": "system", "content": "Judge."}, {"role": "user", "content": "Which is better?"}]
     logprobs = source(server, model="gpt-x")  # endpoints default to the chat route
-    assert logprobs.choices(messages, ["1", "2"]) == {"1": pytest.approx(math.log(P1)), "2": pytest.approx(math.log(P2))}
+    want = {"1": pytest.approx(math.log(P1)), "2": pytest.approx(math.log(P2))}
+    assert logprobs.choices(messages, ["1", "2"]) == want
     (path, body), = server.requests
     assert path == "/v1/chat/completions" and body["messages"] == messages and body["model"] == "gpt-x"
     assert body["logprobs"] is True and body["top_logprobs"] == 20
@@ -346,7 +350,8 @@ def test_align_places_tokens_that_do_not_spell_the_text():
 
 
 def test_text_adding_no_token_is_a_data_error():
-    reply = {"choices": [{"logprobs": {"tokens": ["Hi", " there"], "token_logprobs": [None, -1.0], "text_offset": [0, 2]}}]}
+    echoed = {"tokens": ["Hi", " there"], "token_logprobs": [None, -1.0], "text_offset": [0, 2]}
+    reply = {"choices": [{"logprobs": echoed}]}
     with pytest.raises(DataError):
         text_logprobs(reply, "Hi there", "")
     assert text_logprobs(reply, "Hi", " there") == [-1.0]

@@ -21,8 +21,7 @@ import math
 from typing import Any, Sequence
 
 from ..errors import DataError, EndpointError
-
-Message = dict[str, str]
+from .prompt import Message
 
 TOP_LOGPROBS = 20  # alternatives asked per position (OpenAI chat's maximum, vLLM's default cap)
 TGI_TOP_TOKENS = 5  # TGI's default cap (`--max-top-n-tokens`)

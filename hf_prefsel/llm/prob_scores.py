@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from ..errors import DataError, EndpointError
-from .logprobs import LocalLogprobs
+from .config import LLMConfig
+from .logprobs import LocalLogprobs, logprob_source
 from .outcome import Result
 
 logger = logging.getLogger(__name__)
@@ -120,6 +122,21 @@ def read_answers(answers: Sequence[Mapping[str, float] | Exception], read: Calla
     return out
 
 
+@contextmanager
+def opened_source(llm: LLMConfig, source: Any = None) -> Iterator[Any]:
+    """`source`, or the log-probability source for `llm` (`logprob_source`); one opened here for a server (its
+    connections and cache file) is closed at the end, the shared in-process model is kept."""
+    if source is not None:
+        yield source
+        return
+    source = logprob_source(llm)
+    try:
+        yield source
+    finally:
+        if not isinstance(source, LocalLogprobs):
+            source.close()
+
+
 class LogprobMeter:
     """The calls and tokens a log-probability source spends from construction to `delta()`."""
 
@@ -133,4 +150,4 @@ class LogprobMeter:
 
 
 __all__ = ["DIGIT_SCALE", "LogprobMeter", "ask_choices", "digit_options", "digit_scale", "expected_value",
-           "most_likely", "option_probabilities", "read_answers", "rescale"]
+           "most_likely", "opened_source", "option_probabilities", "read_answers", "rescale"]

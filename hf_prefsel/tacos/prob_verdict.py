@@ -24,9 +24,8 @@ from typing import Any, Sequence
 from pydantic import BaseModel
 
 from ..llm import FewShotPrompt, LLMConfig, Result, render_transcript
-from ..llm.logprobs import logprob_source
-from ..llm.prob_scores import (DIGIT_SCALE, ask_choices, digit_options, expected_value, option_probabilities, read_answers,
-                               rescale)
+from ..llm.prob_scores import (DIGIT_SCALE, ask_choices, digit_options, expected_value, opened_source, option_probabilities,
+                               read_answers, rescale)
 
 OPTIONS = (" 1", " 2")  # the answers as they follow `Output:` on the completion route
 SCORE_OPTIONS = digit_options(DIGIT_SCALE)  # the one-sample judge's digit answers and their values
@@ -105,8 +104,8 @@ def expected_score(logprobs: dict[str, float]) -> ProbabilityScore:
 def _verdicts(llm: LLMConfig, queries: Sequence[str], prompt: FewShotPrompt, options: Sequence[str], read: Any,
               source: Any) -> list[Result[Any]] | None:
     """`read(log-probabilities)` per query, or `None` when the judge returns no log-probabilities."""
-    source = source or logprob_source(llm)
-    answers = ask_choices(source, [render_transcript(prompt.messages(q)) for q in queries], options)
+    with opened_source(llm, source) as asked:
+        answers = ask_choices(asked, [render_transcript(prompt.messages(q)) for q in queries], options)
     return None if answers is None else read_answers(answers, read)
 
 

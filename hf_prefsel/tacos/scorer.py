@@ -20,8 +20,7 @@ from pydantic import BaseModel, Field
 
 from ..errors import ConfigError, MissingColumnError
 from ..llm import FewShotPrompt, LLMConfig, get_client
-from ..llm.logprobs import logprob_source
-from ..llm.prob_scores import LogprobMeter
+from ..llm.prob_scores import LogprobMeter, opened_source
 from ..llm.text import instruction_text, response_text
 from .cluster import cluster_members, column_values
 from .pair_judge import PairJudge, pair_text, verdicts
@@ -288,7 +287,8 @@ class ComparativeScorer(_JudgeBase):
     """Score samples by judging pairs from the same tag cluster on a 1-100 scale.
 
     Adds `score` (float, NaN when the sample could not be scored), `n_comparisons` and
-    `score_error`. `report` holds the run's counts and the position-bias rate (with `swap=True`).
+    `score_error`. `report` holds the run's counts, the position-bias rate and the position consistency (with
+    `swap=True`).
 
     Args:
         llm (`LLMConfig`, *optional*): the judge; defaults to the embedded Gemma.
@@ -446,10 +446,10 @@ class SingletonScorer(_JudgeBase):
 def _probability_run(llm: LLMConfig, verdicts_of: Any, texts: list[str]) -> tuple[list[Any] | None, dict[str, int] | None]:
     """`verdicts_of(llm, texts, source=...)` and the log-probability calls and tokens it spent; `(None, None)` when
     the judge gives no log-probabilities (the caller samples instead)."""
-    source = logprob_source(llm)
-    meter = LogprobMeter(source)
-    results = verdicts_of(llm, texts, source=source)
-    return (None, None) if results is None else (results, meter.delta())
+    with opened_source(llm) as source:
+        meter = LogprobMeter(source)
+        results = verdicts_of(llm, texts, source=source)
+        return (None, None) if results is None else (results, meter.delta())
 
 
 def _winner(s1: float, s2: float) -> int:

@@ -24,9 +24,9 @@ from ..errors import ConfigError
 from ..llm import FewShotPrompt, LLMConfig, Result, get_client, render_transcript
 from ..llm.executor import USAGE_KEYS
 from ..llm.gather import UsageMeter
-from ..llm.logprobs import LocalLogprobs, logprob_source
-from ..llm.prob_scores import (LogprobMeter, ask_choices, digit_options, digit_scale, expected_value, most_likely, read_answers,
-                               rescale)
+from ..llm.logprobs import LocalLogprobs
+from ..llm.prob_scores import (LogprobMeter, ask_choices, digit_options, digit_scale, expected_value, most_likely, opened_source,
+                               read_answers, rescale)
 from .language import base_language, language_name
 
 DEFAULT_ASPECTS: tuple[str, ...] = ("helpfulness", "correctness", "instruction_following", "harmlessness", "fluency")
@@ -325,36 +325,33 @@ class PreferenceJudge:
         scale = self.config.scale
         asked = digit_scale(scale)
         options = digit_options(asked)
-        source = self.source or logprob_source(self.llm)
-        meter = LogprobMeter(source)
         prompts = [render_transcript(self.messages(*item, scale=asked)) + " {" for item in items]
         scores: list[dict[str, float]] = [{} for _ in items]
-        failed: list[Result[dict[str, Any]] | None] = [None] * len(items)
-        group = 1 if isinstance(source, LocalLogprobs) else max(1, len(items))
-        probe = True
-        for start in range(0, len(items), group):
-            members = range(start, min(len(items), start + group))
-            for name in ("overall", *self.config.aspects):
-                live = [k for k in members if failed[k] is None]
-                if not live:
-                    break
-                answers = ask_choices(source, [f"{prompts[k]}{json.dumps(name)}:" for k in live], tuple(options), probe=probe)
-                if answers is None:
-                    return None
-                probe = False
-                read = read_answers(answers, lambda lp: (expected_value(lp, options), most_likely(lp)))
-                for k, result in zip(live, read):
-                    if not result.ok:
-                        failed[k] = result
-                        continue
-                    value, digit = result.value
-                    scores[k][name] = round(rescale(value, asked, scale), 3)
-                    prompts[k] += f"{json.dumps(name)}:{digit}, "
+        results: list[Result[dict[str, Any]] | None] = [None] * len(items)  # set on failure
+        with opened_source(self.llm, self.source) as source:
+            meter = LogprobMeter(source)
+            group = 1 if isinstance(source, LocalLogprobs) else max(1, len(items))
+            for start in range(0, len(items), group):
+                for name in ("overall", *self.config.aspects):
+                    live = [k for k in range(start, min(len(items), start + group)) if results[k] is None]
+                    if not live:
+                        break
+                    answers = ask_choices(source, [f"{prompts[k]}{json.dumps(name)}:" for k in live], tuple(options),
+                                          probe=start == 0 and name == "overall")
+                    if answers is None:
+                        return None
+                    for k, result in zip(live, read_answers(answers, lambda lp: (expected_value(lp, options), most_likely(lp)))):
+                        if not result.ok:
+                            results[k] = result
+                            continue
+                        value, digit = result.value
+                        scores[k][name] = round(rescale(value, asked, scale), 3)
+                        prompts[k] += f"{json.dumps(name)}:{digit}, "
+            spent = meter.delta()
         usage = dict.fromkeys(USAGE_KEYS, 0)
-        spent = meter.delta()
         usage.update(calls=spent["calls"], prompt_tokens=spent["total_tokens"], total_tokens=spent["total_tokens"])
         self.last_usage = usage
-        return [failed[k] or Result(value=scores[k]) for k in range(len(items))]
+        return [results[k] or Result(value=scores[k]) for k in range(len(items))]
 
 
 # ---------------------------------------------------------------------------------------------- pairs

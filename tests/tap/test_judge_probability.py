@@ -122,3 +122,22 @@ def test_no_logprobs_falls_back_to_sampled(fake_llm, cache_path):
     rows = judge.annotate(_rows())
     assert [r["ratings"] and r["ratings"]["overall"] for r in rows[0]["responses"]] == [4.0, 4.0, None]
     assert judge.last_verdict == "sampled" and judge.last_usage["calls"] == 2
+
+
+def test_embedded_model_in_process():
+    """The bundled Gemma: every digit is one token (so servers' top lists hold them too), and one response's field
+    questions extend each other, so the model evaluates its prompt about once. Kept small (6 short decodes)."""
+    pytest.importorskip("llama_cpp")
+    from hf_prefsel.llm import render_transcript
+    from hf_prefsel.llm.logprobs import LocalLogprobs
+
+    source = LocalLogprobs(n_ctx=1024, n_threads=1)
+    assert all(len(source.llm.tokenize(str(d).encode(), add_bos=False)) == 1 for d in range(10))
+    config = JudgeConfig(aspects=("helpfulness",), scale=(1, 3), verdict="probability", progress=False)
+    judge = PreferenceJudge(LLMConfig(), config, source=source)
+    rows = [{"prompt": "Why is the sky blue?", "responses": [{"text": "Sky."}]}]
+    ratings = judge.annotate(rows)[0]["responses"][0]["ratings"]
+    assert set(ratings) == {"helpfulness", "overall"} and all(1.0 <= v <= 3.0 for v in ratings.values())
+    prompt = render_transcript(judge.messages("Why is the sky blue?", "Sky.", "en", scale=(1, 3)))
+    assert judge.last_usage["calls"] == 2 * 3  # fields x digits
+    assert judge.last_usage["total_tokens"] < len(source.llm.tokenize(prompt.encode())) + 30  # the prompt about once

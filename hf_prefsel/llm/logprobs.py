@@ -157,12 +157,14 @@ class LocalLogprobs:
                               n_batch=self.CONTEXT_BATCH, n_threads=self.n_threads, verbose=False)
         return self._llm
 
-    def _tokens(self, context: str, text: str) -> tuple[list[int], int]:
+    def _tokens(self, context: str, text: str, head: Sequence[int] | None = None) -> tuple[list[int], int]:
         """Tokens of `context + text` (with BOS) and where `text`'s tokens start: the end of the longest prefix
-        shared with `context`'s own tokens (a token spanning the boundary is counted with `text`)."""
+        shared with `context`'s own tokens (`head`, when already known; a token spanning the boundary is counted
+        with `text`)."""
         llm = self.llm
         full = llm.tokenize((context + text).encode("utf-8"), add_bos=True, special=False)
-        head = llm.tokenize(context.encode("utf-8"), add_bos=True, special=False)
+        if head is None:
+            head = llm.tokenize(context.encode("utf-8"), add_bos=True, special=False)
         start = 0
         while start < min(len(full), len(head)) and full[start] == head[start]:
             start += 1
@@ -172,15 +174,26 @@ class LocalLogprobs:
             raise DataError("the text to score adds no token to its context")
         return full, max(start, 1)
 
-    def _decode(self, tokens: Sequence[int], n_past: int, targets: Sequence[int] | None = None) -> list[float]:
-        """Decode `tokens` after `n_past` cached ones; with `targets`, the log-probability of `targets[i]` at each
-        position i (the token that follows `tokens[i]`).
+    def _reuse(self, tokens: Sequence[int], start: int) -> int:
+        """How many leading `tokens` the model's cache holds already (never the rows to read, from `start - 1`);
+        the cache keeps those and drops the rest."""
+        kept = 0
+        while kept < min(len(self._cached), start - 1) and self._cached[kept] == tokens[kept]:
+            kept += 1
+        self._cached = self._cached[:kept]
+        self.llm._ctx.kv_cache_seq_rm(-1, kept, -1)
+        return kept
+
+    def _decode(self, tokens: Sequence[int], n_past: int,
+                targets: Sequence[Sequence[int]] | None = None) -> list[list[float]]:
+        """Decode `tokens` after `n_past` cached ones; with `targets`, the log-probabilities of the tokens
+        `targets[i]` at each position i (what may follow `tokens[i]`).
 
         Uses llama-cpp-python's batch and context objects (`Llama._batch`, `Llama._ctx`, as `Llama.eval` does), the
         only way to ask llama.cpp for the logits of chosen positions. Rows are read in place (float32, no copy)."""
         llm = self.llm
         size = self.LOGITS_BATCH if targets is not None else self.CONTEXT_BATCH
-        out: list[float] = []
+        out: list[list[float]] = []
         for i in range(0, len(tokens), size):
             chunk = list(tokens[i : i + size])
             llm._batch.set_batch(chunk, n_past=n_past + i, logits_all=targets is not None)
@@ -189,13 +202,16 @@ class LocalLogprobs:
                 logits = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(len(chunk), llm.n_vocab()))
                 top = logits.max(axis=1)
                 norm = top.astype(np.float64) + np.log(np.exp(logits - top[:, None]).sum(axis=1, dtype=np.float64))
-                picked = logits[np.arange(len(chunk)), np.asarray(targets[i : i + size])].astype(np.float64)
-                out.extend((picked - norm).tolist())
+                for row, wanted in enumerate(targets[i : i + size]):
+                    out.append((logits[row, list(wanted)].astype(np.float64) - norm[row]).tolist())
         return out
 
+    @staticmethod
+    def _key(context: str, text: str, model: str) -> dict[str, Any]:
+        return {"kind": "continuation", "model": model, "server": "in_process", "context": context, "text": text}
+
     def continuation(self, context: str, text: str) -> list[float]:
-        key, stored = self.cache.get({"kind": "continuation", "model": self.model_name, "server": "in_process",
-                                      "context": context, "text": text}, self.usage)
+        key, stored = self.cache.get(self._key(context, text, self.model_name), self.usage)
         if stored is not None:
             return stored
         logprobs = self._continuation(context, text)
@@ -206,21 +222,52 @@ class LocalLogprobs:
         with self._lock:
             tokens, start = self._tokens(context, text)
             # positions start-1 .. len-2 predict the text's tokens; the last token itself need not be decoded
-            kept = 0
-            while kept < min(len(self._cached), start - 1) and self._cached[kept] == tokens[kept]:
-                kept += 1
-            self._cached = self._cached[:kept]
-            self.llm._ctx.kv_cache_seq_rm(-1, kept, -1)
+            kept = self._reuse(tokens, start)
             self._decode(tokens[kept : start - 1], kept)
-            logprobs = self._decode(tokens[start - 1 : -1], start - 1, targets=tokens[start:])
+            rows = self._decode(tokens[start - 1 : -1], start - 1, targets=[[t] for t in tokens[start:]])
             self._cached = list(tokens[:-1])
             self.usage.add(1, len(tokens) - 1 - kept)
-            return logprobs
+            return [row[0] for row in rows]
 
     def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:
-        """Exact: each option scored as a continuation (messages are rendered as a transcript: a base model)."""
+        """Exact: each option's log-probability as a continuation of the prompt (messages are rendered as a
+        transcript: a base model), cached as `continuation` caches it.
+
+        Options whose tokens after the prompt differ only in their last one (` 1` ... ` 9` is a space token, then a
+        digit) are all read from one pass: the rows predicting their shared tokens and the one predicting the last
+        token. Other option sets are scored one option at a time."""
         text = prompt if isinstance(prompt, str) else render_transcript(prompt)
-        return {option: float(sum(self.continuation(text, option))) for option in options}
+        keys: dict[str, str] = {}
+        found: dict[str, list[float]] = {}
+        for option in dict.fromkeys(options):
+            keys[option], stored = self.cache.get(self._key(text, option, self.model_name), self.usage)
+            if stored is not None:
+                found[option] = stored
+        missing = [o for o in keys if o not in found]
+        read = self._one_pass(text, missing) if len(missing) > 1 else None
+        for option in missing:
+            logprobs = read[option] if read is not None else self._continuation(text, option)
+            self.cache.put(keys[option], logprobs, len(logprobs))
+            found[option] = logprobs
+        return {option: float(sum(found[option])) for option in options}
+
+    def _one_pass(self, text: str, options: Sequence[str]) -> dict[str, list[float]] | None:
+        """Each option's token log-probabilities after `text` from one decode, when the options' tokens differ only
+        in their last one (else `None`)."""
+        with self._lock:
+            head = self.llm.tokenize(text.encode("utf-8"), add_bos=True, special=False)
+            split = [self._tokens(text, option, head) for option in options]
+            tokens, start = split[0]
+            if any(s != start or len(t) != len(tokens) or t[:-1] != tokens[:-1] for t, s in split[1:]):
+                return None
+            kept = self._reuse(tokens, start)
+            self._decode(tokens[kept : start - 1], kept)
+            targets = [[t] for t in tokens[start:-1]] + [[t[-1] for t, _ in split]]
+            rows = self._decode(tokens[start - 1 : -1], start - 1, targets=targets)
+            self._cached = list(tokens[:-1])
+            self.usage.add(1, len(tokens) - 1 - kept)
+        shared = [row[0] for row in rows[:-1]]
+        return {option: [*shared, rows[-1][i]] for i, option in enumerate(options)}
 
     def close(self) -> None:
         self.cache.close()

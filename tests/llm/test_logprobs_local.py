@@ -1,0 +1,60 @@
+"""In-process log-probabilities on the bundled Gemma: options read from one pass equal the per-option continuations,
+in one model call; the request cache still answers them. Small: a few short decodes, no request cache by default."""
+
+from __future__ import annotations
+
+import pytest
+
+from hf_prefsel.llm.logprobs import LocalLogprobs
+
+pytestmark = pytest.mark.slow
+
+PROMPT = ("Rate the answer from 1 (useless) to 9 (perfect).\nQuestion: What is the capital of France?\n"
+          "Answer: Paris.\nOutput:")
+DIGITS = [f" {d}" for d in range(1, 10)]
+
+
+@pytest.fixture(scope="module")
+def source():
+    pytest.importorskip("llama_cpp")
+    local = LocalLogprobs(n_ctx=256, n_threads=1)
+    yield local
+    local.close()
+
+
+def one_by_one(source: LocalLogprobs, options: list[str]) -> dict[str, float]:
+    """The per-option path: each option scored as a continuation of its own."""
+    return {option: sum(source.continuation(PROMPT, option)) for option in options}
+
+
+@pytest.mark.parametrize("options", [DIGITS, [" 1", " 2"]])
+def test_options_from_one_pass_equal_their_continuations(source, options):
+    before = source.usage.calls
+    fast = source.choices(PROMPT, options)
+    assert source.usage.calls - before == 1  # one decode instead of one per option
+    slow = one_by_one(source, options)
+    assert source.usage.calls - before == 1 + len(options)
+    assert fast == pytest.approx(slow, abs=1e-5)
+    # the one pass reads the rows the continuations read: the space token, then the digit
+    assert len(source.continuation(PROMPT, options[0])) == 2
+
+
+def test_options_differing_earlier_are_scored_one_by_one(source):
+    options = [" Paris.", " London is"]  # other first tokens, other lengths
+    before = source.usage.calls
+    got = source.choices(PROMPT, options)
+    assert source.usage.calls - before == len(options)
+    assert got == pytest.approx(one_by_one(source, options), abs=1e-5)
+
+
+def test_one_pass_results_are_cached_per_option(source, cache_path):
+    first = LocalLogprobs(n_ctx=256, n_threads=1, cache_path=cache_path)
+    got = first.choices(PROMPT, DIGITS)
+    assert (first.usage.calls, first.usage.cache_hits) == (1, 0)
+    assert first.choices(PROMPT, DIGITS) == got and (first.usage.calls, first.usage.cache_hits) == (1, 9)
+    assert sum(first.continuation(PROMPT, " 3")) == got[" 3"]  # stored as `continuation` stores it
+    again = LocalLogprobs(n_ctx=256, cache_path=cache_path)  # a rerun: answered from the cache, no model loaded
+    assert again.choices(PROMPT, DIGITS) == got
+    assert again._llm is None and again.usage.calls == 0
+    first.close()
+    again.close()

@@ -18,9 +18,9 @@ again; `LogprobUsage` counts model calls, tokens and cache hits.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
-import math
 import os
 import threading
 import time
@@ -35,8 +35,8 @@ from ..errors import ConfigError, DataError, DependencyError, EndpointError
 from .cache import CachedReply, RequestCache, request_key
 from .config import LLMConfig, bearer_token, default_cache_path
 from .logprobs_http import (
-    PROMPT_LOGPROBS_FIX, TOP_LOGPROBS, choice_request, continuation_request, native_choice_request, reply_tokens,
-    text_logprobs, top_logprob_lists,
+    PROMPT_LOGPROBS_FIX, TOP_LOGPROBS, choice_logprobs, choice_request, continuation_request, has_top_logprobs,
+    native_choice_request, refuses_logprobs, reply_tokens, text_logprobs, too_long, top_logprob_lists,
 )
 from .prompt import Message, render_transcript
 from .redact import error_text
@@ -106,7 +106,21 @@ class LogprobSource(Protocol):
         route)."""
 
 
-class LocalLogprobs:
+class SharedSource:
+    """What `close()` means for a log-probability source: release its connections and cache file, except for the
+    process's shared sources (`logprob_source`), which every run reuses and only `close_logprob_sources()` closes."""
+
+    shared = False
+
+    def close(self) -> None:
+        if not self.shared:
+            self._release()
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+
+class LocalLogprobs(SharedSource):
     """The embedded model in this process, one call at a time.
 
     Logits are computed only where they are read (the positions that predict the scored text) and only those rows
@@ -269,11 +283,11 @@ class LocalLogprobs:
         shared = [row[0] for row in rows[:-1]]
         return {option: [*shared, rows[-1][i]] for i, option in enumerate(options)}
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self.cache.close()
 
 
-class HTTPLogprobs:
+class HTTPLogprobs(SharedSource):
     """Token log-probabilities from a TGI, vLLM, llama.cpp or OpenAI-compatible server, in its own dialect.
 
     The dialect and the model id are learnt once, by the probe `LLMClient` uses (`HTTPBackend.prepare`); requests
@@ -341,7 +355,7 @@ class HTTPLogprobs:
                 last = exc
                 if is_access_refusal(exc):
                     raise access_error(base, exc, self._secrets) from exc
-                if not is_retryable(exc) or _refuses_logprobs(exc):
+                if not is_retryable(exc) or refuses_logprobs(exc):
                     if isinstance(exc, EndpointError):
                         raise
                     raise EndpointError(f"{base} failed the {what}: {error_text(exc, secrets=self._secrets)}") from exc
@@ -376,7 +390,12 @@ class HTTPLogprobs:
             body["model"] = self.llm.model
         if server == "llama_cpp":
             body["cache_prompt"] = self.llm.prefix_reuse
-        data = self._retrying("log-probability request", lambda base: self._post(base, route, body))
+        try:
+            data = self._retrying("log-probability request", lambda base: self._post(base, route, body))
+        except HTTPStatusError as exc:
+            if too_long(exc):  # this row's problem, not the server's: the run goes on without it
+                raise DataError(f"the text does not fit the model's context ({exc})") from exc
+            raise
         self.usage.add(tokens=reply_tokens(data))
         return data
 
@@ -386,6 +405,7 @@ class HTTPLogprobs:
 
         Raises:
             `EndpointError`: the server has none (llama.cpp's server; a server that ignores `echo`), naming the fix.
+            `DataError`: the text does not fit the server's context (HTTP 400/413/422 saying so).
         """
         server, model = self.dialect
         route, body = continuation_request(server, context + text)
@@ -408,6 +428,7 @@ class HTTPLogprobs:
 
         Raises:
             `EndpointError`: the server returns no token log-probabilities (callers fall back to sampled verdicts).
+            `DataError`: the prompt does not fit the server's context.
         """
         server, model = self.dialect
         route = "completion" if isinstance(prompt, str) else self.llm.resolved_route
@@ -429,7 +450,7 @@ class HTTPLogprobs:
         native = server == "llama_cpp" and route == "completion"
         if not (native and self._native):
             data = self._ask(*choice_request(server, route, prompt, self.max_tokens), server)
-            if not native or _has_top_logprobs(data):
+            if not native or has_top_logprobs(data):
                 return data
             self._native = True
         return self._ask(*native_choice_request(str(prompt), self.max_tokens), server)
@@ -447,58 +468,49 @@ class HTTPLogprobs:
         with ThreadPoolExecutor(self.workers) as pool:
             return list(pool.map(one, prompts))
 
-    def close(self) -> None:
+    def _release(self) -> None:
         self._http.close()
         self.cache.close()
 
 
-def _has_top_logprobs(data: dict[str, Any]) -> bool:
-    try:
-        top_logprob_lists(data)
-    except EndpointError:
-        return False
-    return True
-
-
-def _refuses_logprobs(exc: BaseException) -> bool:
-    """A 500 that says the model cannot give log-probabilities (llama-cpp-python's server without `logits_all`):
-    every request would fail alike, so it is not retried."""
-    text = str(exc)
-    return isinstance(exc, HTTPStatusError) and ("logits_all" in text or "logprobs is not supported" in text)
-
-
-def choice_logprobs(steps: Sequence[dict[str, float]], options: Sequence[str]) -> dict[str, float]:
-    """The options' log-probabilities at the first generated position whose top list names one of them (tokens
-    compared without surrounding spaces); options missing there get `-inf`. All `-inf` when none appears."""
-    wanted = {o.strip(): o for o in options}
-    for step in steps:
-        found: dict[str, float] = {}
-        for token, logprob in step.items():
-            key = token.strip()
-            if key in wanted:
-                found[wanted[key]] = max(found.get(wanted[key], -math.inf), logprob)
-        if found:
-            return {o: found.get(o, -math.inf) for o in options}
-    return {o: -math.inf for o in options}
-
-
-_LOCAL: dict[tuple[str | None, int, str | None], LocalLogprobs] = {}
-_LOCAL_LOCK = threading.Lock()
+_SOURCES: dict[tuple[Any, ...], LocalLogprobs | HTTPLogprobs] = {}
+_SOURCES_LOCK = threading.Lock()
 
 
 def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
-    """In process for `LLMConfig()` without endpoints (one shared model per path, context size and cache file), else
-    HTTP. Both keep results in the request cache when `llm.cache` is on."""
+    """The process's source for `llm`, made once per equivalent configuration and shared, as `get_client` shares
+    clients: in process for `LLMConfig()` without endpoints (one model per file, context size and cache file), else
+    HTTP (one connection pool, dialect probe and cache file per endpoints, token and settings). Both keep results in
+    the request cache when `llm.cache` is on. A shared source stays open for the process (its `close()` keeps it
+    open, so every run can reuse it); `close_logprob_sources()` closes them."""
     if llm.is_local:
         cache_path = (llm.cache_path or default_cache_path()) if llm.cache else None
-        key = (llm.local_model_path, min(llm.local_n_ctx, 2048), cache_path)
-        with _LOCAL_LOCK:
-            if key not in _LOCAL:
-                _LOCAL[key] = LocalLogprobs(llm.local_model_path, n_ctx=key[1], n_threads=llm.local_n_threads,
-                                            cache_path=cache_path)
-            return _LOCAL[key]
-    return HTTPLogprobs(llm)
+        n_ctx = min(llm.local_n_ctx, 2048)
+        key: tuple[Any, ...] = ("local", os.getpid(), llm.local_model_path, n_ctx, cache_path)
+
+        def make() -> LocalLogprobs | HTTPLogprobs:
+            return LocalLogprobs(llm.local_model_path, n_ctx=n_ctx, n_threads=llm.local_n_threads, cache_path=cache_path)
+    else:
+        token = hashlib.sha256((bearer_token(llm) or "").encode()).hexdigest()
+        key = ("http", os.getpid(), json.dumps(llm.fingerprint_state(), sort_keys=True, default=str), token)
+
+        def make() -> LocalLogprobs | HTTPLogprobs:
+            return HTTPLogprobs(llm)
+    with _SOURCES_LOCK:
+        if key not in _SOURCES:
+            _SOURCES[key] = make()
+            _SOURCES[key].shared = True
+        return _SOURCES[key]
 
 
-__all__ = ["HTTPLogprobs", "LocalLogprobs", "LogprobSource", "LogprobUsage", "ResultCache", "TOP_LOGPROBS",
-           "choice_logprobs", "logprob_source", "top_logprob_lists"]
+def close_logprob_sources() -> None:
+    """Close this process's shared sources (their connections and cache files); `logprob_source` makes new ones."""
+    with _SOURCES_LOCK:
+        sources = list(_SOURCES.values())
+        _SOURCES.clear()
+    for source in sources:
+        source._release()
+
+
+__all__ = ["HTTPLogprobs", "LocalLogprobs", "LogprobSource", "LogprobUsage", "ResultCache", "SharedSource",
+           "TOP_LOGPROBS", "choice_logprobs", "close_logprob_sources", "logprob_source", "top_logprob_lists"]

@@ -13,23 +13,29 @@ read and tested without a server. The dialects are the ones `backends.HTTPBacken
   llama-cpp-python, OpenAI's legacy models: `logprobs.tokens`, `token_logprobs`, `text_offset`) and TGI's
   `/generate` with `decoder_input_details` (`details.prefill[]`). llama.cpp's server refuses `echo` and has no
   such option, so it has none.
+
+Error replies are sorted here too: a prompt too long for the context (`too_long`: that row's problem) and a model
+that cannot give log-probabilities at all (`refuses_logprobs`: every request's problem).
 """
 
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Sequence
 
 from ..errors import DataError, EndpointError
 from .prompt import Message
+from .retry import HTTPStatusError
 
 TOP_LOGPROBS = 20  # alternatives asked per position (OpenAI chat's maximum, vLLM's default cap)
 TGI_TOP_TOKENS = 5  # TGI's default cap (`--max-top-n-tokens`)
 OPENAI_LEGACY_TOP = 5  # OpenAI's cap on `/v1/completions`
 
 # What to do where prompt log-probabilities are missing.
-PROMPT_LOGPROBS_FIX = ("use a vLLM or TGI endpoint (they return prompt log-probabilities), or the embedded model in "
-                       "process (LLMConfig() without endpoints)")
+PROMPT_LOGPROBS_FIX = ("use a vLLM or TGI endpoint (they return prompt log-probabilities, as does a llama-cpp-python "
+                       "server started with logits_all=True), or the embedded model in process (LLMConfig() without "
+                       "endpoints)")
 
 
 def top_n(server: str, route: str) -> int:
@@ -226,7 +232,50 @@ def text_logprobs(data: dict[str, Any], context: str, text: str) -> list[float]:
     return picked
 
 
+def has_top_logprobs(data: dict[str, Any]) -> bool:
+    """Whether a reply holds token log-probabilities (some llama.cpp builds ignore the request on `/v1/completions`)."""
+    try:
+        top_logprob_lists(data)
+    except EndpointError:
+        return False
+    return True
+
+
+# How servers refuse a prompt longer than their context: vLLM and OpenAI ("maximum context length"), llama-cpp-python
+# ("exceed context window"), llama.cpp ("exceeds the available context size"), TGI's 422 validation errors.
+TOO_LONG_REPLY = re.compile(r"context (length|window|size)|max_model_len|prompt is too long|too many tokens|"
+                            r"`?inputs`? tokens \+|`?inputs`? must have less than \d+ tokens", re.IGNORECASE)
+
+
+def too_long(exc: HTTPStatusError) -> bool:
+    """An HTTP 400/413/422 saying the prompt does not fit the context."""
+    return exc.status in (400, 413, 422) and bool(TOO_LONG_REPLY.search(str(exc)))
+
+
+def refuses_logprobs(exc: BaseException) -> bool:
+    """A 500 that says the model cannot give log-probabilities (llama-cpp-python's server without `logits_all`):
+    every request would fail alike, so it is not retried."""
+    text = str(exc)
+    return isinstance(exc, HTTPStatusError) and ("logits_all" in text or "logprobs is not supported" in text)
+
+
+def choice_logprobs(steps: Sequence[dict[str, float]], options: Sequence[str]) -> dict[str, float]:
+    """The options' log-probabilities at the first generated position whose top list names one of them (tokens
+    compared without surrounding spaces); options missing there get `-inf`. All `-inf` when none appears."""
+    wanted = {o.strip(): o for o in options}
+    for step in steps:
+        found: dict[str, float] = {}
+        for token, logprob in step.items():
+            key = token.strip()
+            if key in wanted:
+                found[wanted[key]] = max(found.get(wanted[key], -math.inf), logprob)
+        if found:
+            return {o: found.get(o, -math.inf) for o in options}
+    return {o: -math.inf for o in options}
+
+
 __all__ = [
-    "PROMPT_LOGPROBS_FIX", "TOP_LOGPROBS", "align", "choice_request", "continuation_request", "native_choice_request",
-    "prompt_token_logprobs", "reply_tokens", "text_logprobs", "top_logprob_lists", "top_n",
+    "PROMPT_LOGPROBS_FIX", "TOP_LOGPROBS", "align", "choice_logprobs", "choice_request", "continuation_request",
+    "has_top_logprobs", "native_choice_request", "prompt_token_logprobs", "refuses_logprobs", "reply_tokens",
+    "text_logprobs", "too_long", "top_logprob_lists", "top_n",
 ]

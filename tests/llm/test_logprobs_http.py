@@ -15,7 +15,8 @@ import pytest
 
 from hf_prefsel.errors import DataError, EndpointAccessError, EndpointError
 from hf_prefsel.llm import LLMConfig
-from hf_prefsel.llm.logprobs import HTTPLogprobs, logprob_source
+from hf_prefsel.llm.logprobs import HTTPLogprobs, close_logprob_sources, logprob_source
+from hf_prefsel.llm.prob_scores import opened_source
 from hf_prefsel.llm.logprobs_http import align, text_logprobs
 
 P1, P2 = 0.7, 0.2  # the fake judge's probabilities of answering 1 and 2 (at the second generated position)
@@ -165,11 +166,24 @@ def fake():
         s.close()
 
 
+OPENED: list[HTTPLogprobs] = []
+
+
+@pytest.fixture(autouse=True)
+def close_sources():
+    """Every source a test opens through `source` is closed after it (connections, cache file)."""
+    yield
+    while OPENED:
+        OPENED.pop().close()
+
+
 def source(server: FakeServer, cache_path: str | None = None, **overrides: Any) -> HTTPLogprobs:
+    """A source for the fake server with no request cache (a tmp file with `cache_path`), closed after the test."""
     settings: dict[str, Any] = dict(endpoints=[server.url], cache=cache_path is not None, cache_path=cache_path,
                                     max_retries=2, backoff=0.01)
     settings.update(overrides)
-    return HTTPLogprobs(LLMConfig(**settings))
+    OPENED.append(HTTPLogprobs(LLMConfig(**settings)))
+    return OPENED[-1]
 
 
 EXPECTED = {" 1": pytest.approx(math.log(P1)), " 2": pytest.approx(math.log(P2))}
@@ -337,7 +351,45 @@ def test_replicas_take_turns(fake):
     results = logprobs.choices_many([f"{PROMPT} {i}" for i in range(4)], [" 1", " 2"])
     assert results == [EXPECTED] * 4
     assert [len(s.requests) for s in servers] == [2, 2]
-    assert logprob_source(LLMConfig(endpoints=[servers[0].url], cache=False)).__class__ is HTTPLogprobs
+    logprobs.close()
+
+
+def test_one_source_per_configuration_for_the_process(fake, cache_path):
+    server = fake("vllm")
+    config = LLMConfig(endpoints=[server.url], cache_path=cache_path, max_retries=0)
+    try:
+        with opened_source(config) as first:  # a run closes what it opened: the shared source stays usable
+            assert isinstance(first, HTTPLogprobs) and first.choices(PROMPT, [" 1", " 2"]) == EXPECTED
+        with opened_source(LLMConfig(endpoints=[server.url], cache_path=cache_path, max_retries=0)) as second:
+            assert second is first and second.choices(PROMPT + " ", [" 1", " 2"]) == EXPECTED
+        assert server.gets.count("/v1/models") == 1 and len(server.requests) == 2  # probed once, one cache file
+        assert logprob_source(config.replace(model="other")) is not first
+        assert logprob_source(config.replace(cache=False)) is not first
+    finally:
+        close_logprob_sources()
+    assert first._http.is_closed and first.cache.store is None
+    assert logprob_source(config) is not first  # a new one after closing
+    close_logprob_sources()
+
+
+@pytest.mark.parametrize("kind, status, reply", [
+    ("vllm", 400, "This model's maximum context length is 2048 tokens. However, you requested 5000 tokens."),
+    ("llama_cpp_python", 400, "Requested tokens (5000) exceed context window of 2048"),
+    ("tgi", 422, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 2048. Given: 5000"),
+])
+def test_a_prompt_too_long_is_that_rows_data_error(fake, kind, status, reply):
+    server = fake(kind)
+    server.plan = [(status, json.dumps({"error": reply})), (status, json.dumps({"error": reply}))]
+    logprobs = source(server)
+    with pytest.raises(DataError, match="does not fit the model's context.*5000"):
+        logprobs.continuation("Response:", " Blue.")
+    with pytest.raises(DataError, match="does not fit"):  # a judge's question alike: that question fails alone
+        logprobs.choices(PROMPT, [" 1", " 2"])
+    assert len(server.requests) == 2  # not retried
+    assert logprobs.continuation("Response:", " Blue.") == pytest.approx([-0.6])  # the next row is scored
+    server.plan = [(422, '{"error": "Input validation error: `top_n_tokens` must be <= 2"}')]
+    with pytest.raises(EndpointError, match="top_n_tokens"):  # another 4xx: the server's refusal, not the row's
+        logprobs.choices(PROMPT, [" 1", " 2"])
 
 
 def test_align_places_tokens_that_do_not_spell_the_text():

@@ -17,6 +17,10 @@ It costs one model pass over (instruction + response) and one over the response,
 not read correctness or safety. Measured against people's choice between two responses (README, judge agreement;
 45 pairs, embedded model) neither the lower nor Cherry's higher IFD agreed beyond a coin (0.51 and 0.47).
 
+The log-probabilities are exact in process (the embedded model) and come from the server's prompt log-probabilities
+over HTTP, which vLLM and OpenAI's legacy models (`echo`), TGI (`decoder_input_details`) and a llama-cpp-python
+server started with `logits_all=True` return; llama.cpp's server returns none.
+
 Lives in `tacos` next to the judges it can replace (`ComparativeScorer`); the log-probability plumbing it shares
 with probability verdicts is `hf_prefsel.llm.logprobs`.
 """
@@ -67,7 +71,11 @@ class IFDScorer:
 
     Args:
         llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma 3 270M in process (exact token
-            log-probabilities). Endpoints are not supported: servers do not return prompt log-probabilities here.
+            log-probabilities). Endpoints work where the server returns prompt log-probabilities: vLLM or an
+            OpenAI-legacy `/v1/completions` (`echo`), TGI (`decoder_input_details`), a llama-cpp-python server with
+            `logits_all=True`. On one that does not (llama.cpp's server) the first row raises a one-line
+            `EndpointError` naming what would work. A row too long for the server's context is recorded in
+            `ifd_error` and the run goes on.
         instruction_column (`str`, defaults to `"instruction"`), input_column (`str`, *optional*, defaults to
             `"input"`), response_column (`str`, defaults to `"output"`): the sample's text.
         quality_column (`str`, defaults to `"ifd_quality"`): where the quality goes.

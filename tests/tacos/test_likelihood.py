@@ -1,4 +1,5 @@
-"""IFD from token log-probabilities: the ratio against a hand computation (fake source), and one real-model run."""
+"""IFD from token log-probabilities: the ratio against a hand computation (fake source, fake echo server), and one
+real-model run (no request cache: a rerun exercises the model again)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import math
 import pytest
 from datasets import Dataset
 
-from hf_prefsel.llm.logprobs import LogprobUsage, choice_logprobs, top_logprob_lists
+from hf_prefsel.errors import EndpointError
+from hf_prefsel.llm import LLMConfig
+from hf_prefsel.llm.logprobs import LogprobUsage, choice_logprobs, close_logprob_sources, top_logprob_lists
 from hf_prefsel.tacos.likelihood import ALONE_TEMPLATE, IFDScorer, cherry_quality, fit_quality, ifd_ratio
+from llm.test_logprobs_http import FakeServer
 
 
 class FakeSource:
@@ -44,6 +48,57 @@ def test_ifd_matches_hand_computation():
     assert source.seen == [("Instruction: Name a colour.\nResponse:", " Blue."), ("Response:", " Blue.")]
 
 
+class InstructedServer(FakeServer):
+    """The fake echo server (each token's log-probability -0.1 per character), its model twice as sure of every
+    token of a prompt that holds an instruction."""
+
+    def answer(self, path, body):
+        data = super().answer(path, body)
+        if "Instruction:" in body.get("prompt", ""):
+            echoed = data["choices"][0]["logprobs"]
+            echoed["token_logprobs"] = [None if v is None else v / 2 for v in echoed["token_logprobs"]]
+        return data
+
+
+@pytest.fixture
+def served():
+    servers: list[FakeServer] = []
+
+    def make(server: FakeServer) -> FakeServer:
+        servers.append(server)
+        return server
+
+    yield make
+    close_logprob_sources()  # the sources IFDScorer asked `logprob_source` for
+    for server in servers:
+        server.close()
+
+
+def test_ifd_over_http_matches_hand_computation(served):
+    server = served(InstructedServer("vllm"))
+    ds = Dataset.from_dict({"instruction": ["Name a colour.", "Name a fruit."], "output": ["x" * 30, "Deep blue."]})
+    server.plan = [(400, '{"error": "This model\'s maximum context length is 2048 tokens; you asked for 9000."}')]
+    out = ds.map(IFDScorer(LLMConfig(endpoints=[server.url], cache=False), input_column=None), batched=True)
+    # the first row's text does not fit the server's context: recorded, and the run goes on
+    assert math.isnan(out["ifd"][0]) and out["ifd_error"][0].startswith("DataError") and "context" in out["ifd_error"][0]
+    # " Deep", " blue." after "Response:": -0.5, -0.6 alone, half that after the instruction
+    assert out["ppl_alone"][1] == pytest.approx(math.exp(0.55))
+    assert out["ppl_conditioned"][1] == pytest.approx(math.exp(0.275))
+    assert out["ifd"][1] == pytest.approx(math.exp(-0.275)) and out["ifd_quality"][1] == pytest.approx(math.exp(-0.275))
+    asked = [body["prompt"] for path, body in server.requests if path == "/v1/completions"]
+    assert asked[-2:] == ["Instruction: Name a fruit.\nResponse: Deep blue.", "Response: Deep blue."]
+    assert all(body["echo"] is True for _, body in server.requests)
+
+
+def test_ifd_on_a_server_without_prompt_logprobs_fails_at_once(served):
+    server = served(FakeServer("llama_cpp"))
+    ds = Dataset.from_dict({"instruction": ["Name a colour."] * 3, "output": ["Blue."] * 3})
+    with pytest.raises(EndpointError, match="llama.cpp's server returns no prompt log-probabilities.*vLLM or TGI") as err:
+        ds.map(IFDScorer(LLMConfig(endpoints=[server.url], cache=False), input_column=None), batched=True)
+    assert "\n" not in str(err.value) and "logits_all=True" in str(err.value)
+    assert server.requests == []  # known from the probe, before any row is sent
+
+
 def test_empty_response_is_recorded_not_scored():
     ds = Dataset.from_dict({"instruction": ["Say hi."], "output": ["  "]})
     out = ds.map(IFDScorer(source=FakeSource([-1.0], [-1.0]), input_column=None), batched=True)
@@ -74,7 +129,7 @@ def test_ifd_on_the_embedded_model():
         "instruction": ["What is the capital of France?", "What is the capital of France?"],
         "output": ["The capital of France is Paris.", "Bananas are rich in potassium."],
     })
-    out = ds.map(IFDScorer(input_column=None), batched=True)
+    out = ds.map(IFDScorer(LLMConfig(cache=False), input_column=None), batched=True)
     fitting, unrelated = out["ifd"]
     assert 0 < fitting < 1  # the instruction makes the fitting answer more predictable
     assert fitting < unrelated  # ... and more so than an unrelated one

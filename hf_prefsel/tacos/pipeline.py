@@ -234,8 +234,17 @@ class TacosPipeline:
             "pairs_judged": sr.judged, "judge_failures": sr.failed, "unscored": sr.unscored_samples,
             "selected": len(selected), "rows_out": len(selected),
         }
+        report.counts["verdict"] = sr.verdict  # a word: in the summary line, not in the card's numeric counts
         if sr.position_bias_rate is not None:
             report.counts["position_bias_rate"] = round(sr.position_bias_rate, 4)
+        if sr.position_consistency is not None:
+            report.counts["position_consistency"] = round(sr.position_consistency, 4)
+        if judge_config.verdict == "probability" and sr.verdict != "probability":
+            report.notes.append("probability verdicts were asked for, but the judge returned no token "
+                                "log-probabilities: its sampled verdicts were used")
+        elif sr.verdict == "probability" and sr.position_consistency is not None:
+            report.notes.append(f"probability verdicts: position consistency {sr.position_consistency:.1%} describes "
+                                "the judge; the verdicts average both orders, so a position preference cancels")
         if len(selected) < wanted:
             report.notes.append(
                 f"selected {len(selected)} of the {wanted} rows asked for: {sr.unscored_samples} rows have no score "

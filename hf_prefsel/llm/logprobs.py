@@ -12,7 +12,8 @@ completion with the top log-probabilities of each generated token, in the endpoi
 list gets probability 0.
 
 Results go into the request cache (`LLMConfig.cache_path`, as `LLMClient`'s replies do), so a rerun pays nothing
-again; `LogprobUsage` counts model calls, tokens and cache hits.
+again; `LogprobUsage` counts model calls, tokens and cache hits. `logprob_source(llm)` gives the process's one source
+per configuration (one model load, or one connection pool and dialect probe, and one open cache file).
 """
 
 from __future__ import annotations

@@ -60,14 +60,24 @@ def cherry_quality(ifd: float, threshold: float = 1.0) -> float:
     return ifd if ifd == ifd and ifd < threshold else 0.0
 
 
+def pmi_quality(pmi: float) -> float:
+    """The instruction's total information about the response (nats) as a quality >= 0 (0 when it explains nothing)."""
+    return max(0.0, pmi) if pmi == pmi else 0.0
+
+
 def fit_quality(ifd: float) -> float:
     """How much the instruction helps, as a quality in [0, 1]: `1 - IFD`, 0 for IFD >= 1 or a missing IFD."""
     return max(0.0, 1.0 - ifd) if ifd == ifd else 0.0
 
 
+QUALITIES = {"cherry": cherry_quality, "fit": fit_quality, "pmi": pmi_quality}
+
+
 class IFDScorer:
-    """`ds.map(IFDScorer(), batched=True)` adds `ppl_conditioned`, `ppl_alone`, `ifd` (NaN when it could not be
-    computed, with the reason in `ifd_error`) and a quality column >= 0 for TAGS' `quality_column`.
+    """`ds.map(IFDScorer(), batched=True)` adds `ppl_conditioned`, `ppl_alone`, `ifd`, `pmi` (NaN when they could not
+    be computed, with the reason in `ifd_error`) and a quality column >= 0 for TAGS' `quality_column`. `pmi` is the
+    same two passes summed instead of averaged: log P(A | Q) - log P(A) over A's tokens, the nats of the response the
+    instruction explains (it grows with a response's length where the instruction keeps helping).
 
     Args:
         llm (`LLMConfig`, *optional*): the model; defaults to the embedded Gemma 3 270M in process (exact token
@@ -79,11 +89,11 @@ class IFDScorer:
         instruction_column (`str`, defaults to `"instruction"`), input_column (`str`, *optional*, defaults to
             `"input"`), response_column (`str`, defaults to `"output"`): the sample's text.
         quality_column (`str`, defaults to `"ifd_quality"`): where the quality goes.
-        quality (`"cherry" | "fit"`, defaults to `"cherry"`): `cherry` = Cherry LLM's selection rule (the highest
-            IFD below 1: difficult, yet aligned), the use the papers validated by training on the selection; `fit` =
-            `1 - IFD` (the instruction explains the response best). On human preferences between two responses
-            neither direction differs from a coin with the 270M model (README, judge agreement), so the default is
-            the papers' rule.
+        quality (`"cherry" | "fit" | "pmi"`, defaults to `"cherry"`): `cherry` = Cherry LLM's selection rule (the
+            highest IFD below 1: difficult, yet aligned), the use the papers validated by training on the selection;
+            `fit` = `1 - IFD` (the instruction explains the response best); `pmi` = the total pointwise mutual
+            information, floored at 0. Their agreement with people's choices between two responses is in the README
+            (judge agreement); the default stays the papers' rule.
         max_chars (`int`, defaults to 1200): each instruction and response is cut to this many characters.
         source (`LogprobSource`, *optional*): where log-probabilities come from (another model, or a fake in tests);
             defaults to `hf_prefsel.llm.logprobs.logprob_source(llm)`.
@@ -97,8 +107,8 @@ class IFDScorer:
                  input_column: str | None = "input", response_column: str = "output",
                  quality_column: str = "ifd_quality", quality: str = "cherry", max_chars: int = 1200,
                  source: LogprobSource | None = None):
-        if quality not in ("fit", "cherry"):
-            raise ValueError(f"quality must be 'fit' or 'cherry', got {quality!r}.")
+        if quality not in QUALITIES:
+            raise ValueError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
         self.llm = llm or LLMConfig()
         self.instruction_column = instruction_column
         self.input_column = input_column
@@ -129,37 +139,43 @@ class IFDScorer:
 
     def score_one(self, instruction: str, response: str) -> tuple[float, float, float]:
         """(PPL(A | Q), PPL(A), IFD) for one sample."""
+        return self.measure(instruction, response)[:3]
+
+    def measure(self, instruction: str, response: str) -> tuple[float, float, float, float]:
+        """(PPL(A | Q), PPL(A), IFD, PMI) for one sample: PMI = log P(A | Q) - log P(A), summed over A's tokens."""
         if not response.strip():
             raise DataError("the response is empty")
         text = " " + response
         conditioned = self.source.continuation(CONDITIONED_TEMPLATE.format(instruction=instruction), text)
         alone = self.source.continuation(ALONE_TEMPLATE, text)
-        return perplexity(conditioned), perplexity(alone), ifd_ratio(conditioned, alone)
+        return (perplexity(conditioned), perplexity(alone), ifd_ratio(conditioned, alone),
+                float(sum(conditioned) - sum(alone)))
 
     def __call__(self, batch: Batch) -> Batch:
         for name in (self.instruction_column, self.response_column):
             if name not in batch:
                 raise MissingColumnError(name, list(batch))
         n = len(batch[self.response_column])
-        out: Batch = {"ppl_conditioned": [], "ppl_alone": [], "ifd": [], "ifd_error": [], self.quality_column: []}
-        to_quality = cherry_quality if self.quality == "cherry" else fit_quality
+        out: Batch = {"ppl_conditioned": [], "ppl_alone": [], "ifd": [], "pmi": [], "ifd_error": [],
+                      self.quality_column: []}
         for i in range(n):
             row = {k: batch[k][i] for k in batch}
             instruction = instruction_text(row, instruction_column=self.instruction_column, input_column=self.input_column,
                                            max_chars=self.max_chars, required=False)
             response = response_text(row, self.response_column, max_chars=self.max_chars)
             try:
-                cond, alone, ifd = self.score_one(instruction, response)
+                cond, alone, ifd, pmi = self.measure(instruction, response)
                 error = ""
             except DataError as exc:
-                cond = alone = ifd = math.nan
+                cond = alone = ifd = pmi = math.nan
                 error = f"DataError: {exc}"
             out["ppl_conditioned"].append(cond)
             out["ppl_alone"].append(alone)
             out["ifd"].append(ifd)
+            out["pmi"].append(pmi)
             out["ifd_error"].append(error)
-            out[self.quality_column].append(to_quality(ifd))
+            out[self.quality_column].append(QUALITIES[self.quality](pmi if self.quality == "pmi" else ifd))
         return out
 
 
-__all__ = ["IFDScorer", "cherry_quality", "fit_quality", "ifd_ratio", "perplexity"]
+__all__ = ["IFDScorer", "cherry_quality", "fit_quality", "pmi_quality", "ifd_ratio", "perplexity"]

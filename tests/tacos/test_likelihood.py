@@ -44,6 +44,12 @@ def test_ifd_matches_hand_computation():
     assert out["ifd_error"][0] == ""
     cherry = ds.map(IFDScorer(source=FakeSource(conditioned, alone)), batched=True)  # the default: Cherry's rule
     assert cherry["ifd_quality"][0] == pytest.approx(math.exp(-1))
+    # PMI sums the same passes: (-0.5 - 1.0 - 1.5) - (-2.0 - 1.0 - 3.0 - 2.0) = 5 nats
+    assert out["pmi"][0] == pytest.approx(5.0)
+    pmi = ds.map(IFDScorer(source=FakeSource(conditioned, alone), quality="pmi"), batched=True)
+    assert pmi["ifd_quality"][0] == pytest.approx(5.0)
+    unhelpful = ds.map(IFDScorer(source=FakeSource(alone, conditioned), quality="pmi"), batched=True)
+    assert unhelpful["pmi"][0] == pytest.approx(-5.0) and unhelpful["ifd_quality"][0] == 0.0
     # the response is scored after the same cue in both passes; only the instruction differs
     assert source.seen == [("Instruction: Name a colour.\nResponse:", " Blue."), ("Response:", " Blue.")]
 

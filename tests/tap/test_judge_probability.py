@@ -139,5 +139,5 @@ def test_embedded_model_in_process():
     ratings = judge.annotate(rows)[0]["responses"][0]["ratings"]
     assert set(ratings) == {"helpfulness", "overall"} and all(1.0 <= v <= 3.0 for v in ratings.values())
     prompt = render_transcript(judge.messages("Why is the sky blue?", "Sky.", "en", scale=(1, 3)))
-    assert judge.last_usage["calls"] == 2 * 3  # fields x digits
+    assert judge.last_usage["calls"] == 2  # one decode per field reads all its digits
     assert judge.last_usage["total_tokens"] < len(source.llm.tokenize(prompt.encode())) + 30  # the prompt about once

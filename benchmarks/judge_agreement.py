@@ -12,7 +12,9 @@ Judges (the two responses of a pair are one 2-row cluster; order-sensitive judge
   averaged over both orders);
 - `singleton`: `SingletonScorer`, each response judged alone, the higher score wins;
 - `ifd`: `IFDScorer`, the response with the lower instruction-following difficulty (the instruction explains it
-  better) wins; `ifd_cherry`: Cherry LLM's selection preference (the higher IFD below 1 wins);
+  better) wins; `ifd_cherry`: Cherry LLM's selection preference (the higher IFD below 1 wins); `ifd_pmi`: the
+  higher total PMI between instruction and response wins (the same passes); `singleton_prob`: `SingletonScorer`
+  with `verdict="probability"` (expected 1-9 digit);
 - baselines `coin` (0.5 each: its interval is the spread of a fair coin over n pairs) and `longer` (longer wins).
 
 Columns: agreement with its 95 % bootstrap interval, judge ties, failed verdicts, position consistency (share of
@@ -44,7 +46,7 @@ SETS = {
     "hh_harmless": "hh_rlhf_harmless_base_test.jsonl",
 }
 DEFAULT_JUDGE = "comparative"
-ORDER_FREE = ("coin", "longer", "singleton", "ifd", "ifd_cherry")
+ORDER_FREE = ("coin", "longer", "singleton", "singleton_prob", "ifd", "ifd_cherry", "ifd_pmi")
 
 
 @dataclass
@@ -139,16 +141,20 @@ def _comparative(verdict: str) -> Callable[[Sequence[Pair], "Context"], Verdicts
     return judge
 
 
-def judge_singleton(pairs: Sequence[Pair], ctx: "Context") -> Verdicts:
-    from datasets import Dataset
+def _singleton(verdict: str) -> Callable[[Sequence[Pair], "Context"], Verdicts]:
+    def judge(pairs: Sequence[Pair], ctx: Context) -> Verdicts:
+        from datasets import Dataset
 
-    from hf_prefsel.tacos import ComparativeScorerConfig, SingletonScorer
+        from hf_prefsel.tacos import ComparativeScorerConfig, SingletonScorer
 
-    start = time.perf_counter()
-    scorer = SingletonScorer(ctx.llm, ComparativeScorerConfig(input_column=None))
-    s = scorer.score(Dataset.from_dict(_rows(pairs, False)), progress=False)["score"]
-    return Verdicts([preference(x, y) for x, y in zip(s[0::2], s[1::2])], calls=scorer.report.usage.get("calls", 0),
-                    tokens=scorer.report.usage.get("total_tokens", 0), seconds=time.perf_counter() - start)
+        start = time.perf_counter()
+        llm = ctx.llm if verdict == "sampled" else ctx.likelihood_llm
+        scorer = SingletonScorer(llm, ComparativeScorerConfig(input_column=None, verdict=verdict))
+        s = scorer.score(Dataset.from_dict(_rows(pairs, False)), progress=False)["score"]
+        return Verdicts([preference(x, y) for x, y in zip(s[0::2], s[1::2])], calls=scorer.report.usage.get("calls", 0),
+                        tokens=scorer.report.usage.get("total_tokens", 0), seconds=time.perf_counter() - start)
+
+    return judge
 
 
 def _ifd_values(pairs: Sequence[Pair], ctx: "Context") -> tuple[list[float], int, int, float]:
@@ -162,6 +168,7 @@ def _ifd_values(pairs: Sequence[Pair], ctx: "Context") -> tuple[list[float], int
         scorer = IFDScorer(ctx.likelihood_llm, input_column=None)
         calls, tokens = scorer.usage.calls, scorer.usage.total_tokens  # the in-process model is shared: count the delta
         out = Dataset.from_dict(_rows(pairs, False)).map(scorer, batched=True, batch_size=16, load_from_cache_file=False)
+        ctx.pmi = list(out["pmi"])
         ctx.ifd = (list(out["ifd"]), scorer.usage.calls - calls, scorer.usage.total_tokens - tokens,
                    time.perf_counter() - start)
     return ctx.ifd
@@ -181,14 +188,22 @@ def judge_ifd_cherry(pairs: Sequence[Pair], ctx: "Context") -> Verdicts:
     return Verdicts([preference(x, y) for x, y in zip(q[0::2], q[1::2])])
 
 
+def judge_ifd_pmi(pairs: Sequence[Pair], ctx: "Context") -> Verdicts:
+    _ifd_values(pairs, ctx)  # its cost is counted once, under `ifd`
+    pmi = ctx.pmi or []
+    return Verdicts([preference(x, y) for x, y in zip(pmi[0::2], pmi[1::2])])
+
+
 JUDGES: dict[str, Callable[[Sequence[Pair], "Context"], Verdicts]] = {
     "coin": judge_coin,
     "longer": judge_longer,
     "comparative": _comparative("sampled"),
     "comparative_prob": _comparative("probability"),
-    "singleton": judge_singleton,
+    "singleton": _singleton("sampled"),
+    "singleton_prob": _singleton("probability"),
     "ifd": judge_ifd,
     "ifd_cherry": judge_ifd_cherry,
+    "ifd_pmi": judge_ifd_pmi,
 }
 
 
@@ -197,6 +212,7 @@ class Context:
     llm: object  # LLMConfig of the generating judges
     likelihood_llm: object  # LLMConfig of the likelihood / probability judges (in process for the embedded model)
     ifd: tuple[list[float], int, int, float] | None = None
+    pmi: list[float] | None = None
 
 
 # -- statistics -----------------------------------------------------------------------------------------------
@@ -263,7 +279,7 @@ def summarize(name: str, subset: str, pairs: Sequence[Pair], v: Verdicts) -> dic
 
 def fmt(row: dict) -> str:
     cons = f"{row['consistency']:.0%} of {row['both_orders']}" if "consistency" in row else "-"
-    cost = "-" if row["judge"] in ("coin", "longer", "ifd_cherry") else (
+    cost = "-" if row["judge"] in ("coin", "longer", "ifd_cherry", "ifd_pmi") else (
         f"{row['calls_per_verdict']:.2f} / {row['tokens_per_verdict']:.0f} / {row['seconds_per_verdict']:.1f}")
     return (f"| {row['judge']} | {row['set']} | {row['n']} | {row['agreement']:.3f} [{row['lo']:.2f}, {row['hi']:.2f}] | "
             f"{row['judge_ties']} | {row['failed']} | {cons} | {cost} |")

@@ -182,7 +182,7 @@ class RayExecutor:
         done = store.done_ids()
         todo = [i for i in range(len(dataset)) if i not in done]
         report.resumed_rows = len(dataset) - len(todo)
-        driver_cache = (llm.cache_path or default_cache_path()) if llm is not None and llm.cache else None
+        driver_cache = llm.cache_file if llm is not None else None
         usage = usage_delta({}, {})
         if todo:
             # replies paid for by an earlier, crashed run of this job: into this machine's cache and every worker's

@@ -14,7 +14,7 @@ from ..errors import BudgetExceededError, EndpointError, HfPrefselError, Structu
 from .backends import Backend, HTTPStatusError, Reply
 from .cache import CachedReply, RequestCache, request_key
 from .concurrency import is_overload
-from .config import LLMConfig, bearer_token, default_cache_path
+from .config import LLMConfig, bearer_token
 from .dispatch import ReplicaDispatch
 from .outcome import RUN_FATAL, Result
 from .payload import RequestShape
@@ -65,8 +65,8 @@ class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
         self.usage = Usage()
         self.budget = Budget(self.config.max_calls, self.config.max_total_tokens, self.usage)
         self._cache: RequestCache | None = None
-        if self.config.cache:
-            self._cache = RequestCache(self.config.cache_path or default_cache_path())
+        if self.config.cache_file:
+            self._cache = RequestCache(self.config.cache_file)
         self._init_dispatch()
         self._probe_failures: dict[Backend, tuple[float, BaseException]] = {}  # each replica's last failed probe
 

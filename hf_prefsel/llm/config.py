@@ -173,6 +173,11 @@ class LLMConfig:
         return not self.endpoints
 
     @property
+    def cache_file(self) -> str | None:
+        """The request cache file calls are kept in: `cache_path`, else the default one; `None` with `cache=False`."""
+        return (self.cache_path or default_cache_path()) if self.cache else None
+
+    @property
     def is_embedded(self) -> bool:
         """True for the embedded Gemma 3 270M, in process or behind `serve_local()` servers."""
         return self.is_local or self.embedded

@@ -34,7 +34,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError, DependencyError, EndpointError
 from .cache import CachedReply, RequestCache, request_key
-from .config import LLMConfig, bearer_token, default_cache_path
+from .config import LLMConfig, bearer_token
 from .logprobs_http import (
     PROMPT_LOGPROBS_FIX, TOP_LOGPROBS, choice_logprobs, choice_request, continuation_request, has_top_logprobs,
     native_choice_request, refuses_logprobs, reply_tokens, text_logprobs, too_long, top_logprob_lists,
@@ -93,6 +93,11 @@ class ResultCache:
         if self.store is not None:
             self.store.close()
             self.store = None
+
+
+def continuation_key(context: str, text: str, model: str, server: str) -> dict[str, Any]:
+    """What decides a continuation's log-probabilities, for `ResultCache` (`server`: the dialect, or in process)."""
+    return {"kind": "continuation", "model": model, "server": server, "context": context, "text": text}
 
 
 class LogprobSource(Protocol):
@@ -221,12 +226,8 @@ class LocalLogprobs(SharedSource):
                     out.append((logits[row, list(wanted)].astype(np.float64) - norm[row]).tolist())
         return out
 
-    @staticmethod
-    def _key(context: str, text: str, model: str) -> dict[str, Any]:
-        return {"kind": "continuation", "model": model, "server": "in_process", "context": context, "text": text}
-
     def continuation(self, context: str, text: str) -> list[float]:
-        key, stored = self.cache.get(self._key(context, text, self.model_name), self.usage)
+        key, stored = self.cache.get(continuation_key(context, text, self.model_name, "in_process"), self.usage)
         if stored is not None:
             return stored
         logprobs = self._continuation(context, text)
@@ -236,13 +237,18 @@ class LocalLogprobs(SharedSource):
     def _continuation(self, context: str, text: str) -> list[float]:
         with self._lock:
             tokens, start = self._tokens(context, text)
-            # positions start-1 .. len-2 predict the text's tokens; the last token itself need not be decoded
-            kept = self._reuse(tokens, start)
-            self._decode(tokens[kept : start - 1], kept)
-            rows = self._decode(tokens[start - 1 : -1], start - 1, targets=[[t] for t in tokens[start:]])
-            self._cached = list(tokens[:-1])
-            self.usage.add(1, len(tokens) - 1 - kept)
+            rows = self._pass(tokens, start, [[t] for t in tokens[start:]])
             return [row[0] for row in rows]
+
+    def _pass(self, tokens: Sequence[int], start: int, targets: Sequence[Sequence[int]]) -> list[list[float]]:
+        """One model pass over `tokens`, reusing the model's cache: `targets[i]`'s log-probabilities at position
+        `start - 1 + i` (positions start-1 .. len-2 predict the scored tokens; the last token need not be decoded)."""
+        kept = self._reuse(tokens, start)
+        self._decode(tokens[kept : start - 1], kept)
+        rows = self._decode(tokens[start - 1 : -1], start - 1, targets=targets)
+        self._cached = list(tokens[:-1])
+        self.usage.add(1, len(tokens) - 1 - kept)
+        return rows
 
     def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:
         """Exact: each option's log-probability as a continuation of the prompt (messages are rendered as a
@@ -255,7 +261,7 @@ class LocalLogprobs(SharedSource):
         keys: dict[str, str] = {}
         found: dict[str, list[float]] = {}
         for option in dict.fromkeys(options):
-            keys[option], stored = self.cache.get(self._key(text, option, self.model_name), self.usage)
+            keys[option], stored = self.cache.get(continuation_key(text, option, self.model_name, "in_process"), self.usage)
             if stored is not None:
                 found[option] = stored
         missing = [o for o in keys if o not in found]
@@ -275,12 +281,7 @@ class LocalLogprobs(SharedSource):
             tokens, start = split[0]
             if any(s != start or len(t) != len(tokens) or t[:-1] != tokens[:-1] for t, s in split[1:]):
                 return None
-            kept = self._reuse(tokens, start)
-            self._decode(tokens[kept : start - 1], kept)
-            targets = [[t] for t in tokens[start:-1]] + [[t[-1] for t, _ in split]]
-            rows = self._decode(tokens[start - 1 : -1], start - 1, targets=targets)
-            self._cached = list(tokens[:-1])
-            self.usage.add(1, len(tokens) - 1 - kept)
+            rows = self._pass(tokens, start, [[t] for t in tokens[start:-1]] + [[t[-1] for t, _ in split]])
         shared = [row[0] for row in rows[:-1]]
         return {option: [*shared, rows[-1][i]] for i, option in enumerate(options)}
 
@@ -310,7 +311,7 @@ class HTTPLogprobs(SharedSource):
         self.max_tokens = max_tokens
         self.workers = workers
         self.usage = LogprobUsage()
-        self.cache = ResultCache((llm.cache_path or default_cache_path()) if llm.cache else None)
+        self.cache = ResultCache(llm.cache_file)
         token = bearer_token(llm)
         self._secrets = [token]
         self._http = httpx.Client(headers={"Authorization": f"Bearer {token}"} if token else {},
@@ -410,8 +411,7 @@ class HTTPLogprobs(SharedSource):
         """
         server, model = self.dialect
         route, body = continuation_request(server, context + text)
-        key, stored = self.cache.get({"kind": "continuation", "model": model, "server": server, "context": context,
-                                      "text": text}, self.usage)
+        key, stored = self.cache.get(continuation_key(context, text, model, server), self.usage)
         if stored is not None:
             return stored
         try:
@@ -485,7 +485,7 @@ def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
     the request cache when `llm.cache` is on. A shared source stays open for the process (its `close()` keeps it
     open, so every run can reuse it); `close_logprob_sources()` closes them."""
     if llm.is_local:
-        cache_path = (llm.cache_path or default_cache_path()) if llm.cache else None
+        cache_path = llm.cache_file
         n_ctx = min(llm.local_n_ctx, 2048)
         key: tuple[Any, ...] = ("local", os.getpid(), llm.local_model_path, n_ctx, cache_path)
 

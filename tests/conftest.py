@@ -7,11 +7,11 @@ import os
 import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
 import pytest
 
+from json_server import JSONHandler, LoopbackServer
 from shared_data import shared_path as shared_data
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -88,24 +88,11 @@ class FaultServer:
         self.lock = threading.Lock()
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def _refused(self) -> bool:
                 if server.require_token is None or self.headers.get("Authorization") == f"Bearer {server.require_token}":
                     return False
-                self._send(401, {"error": "Invalid credentials", "request_headers": dict(self.headers)})
+                self.send_json(401, {"error": "Invalid credentials", "request_headers": dict(self.headers)})
                 return True
 
             def do_GET(self) -> None:
@@ -113,15 +100,16 @@ class FaultServer:
                 if self._refused():
                     return
                 if self.path == "/info" and server.tgi:
-                    self._send(200, {"model_id": "fake/tgi-model", "max_input_tokens": 4096})
+                    self.send_json(200, {"model_id": "fake/tgi-model", "max_input_tokens": 4096})
                 elif self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model_id, "owned_by": server.owned_by}]})
+                    self.send_json(200, {"object": "list", "data": [{"id": server.model_id, "owned_by": server.owned_by}]})
                 else:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                body = self.read_json()
+                if body is None:  # the client died before sending its whole request
+                    return
                 server.authorizations.append(self.headers.get("Authorization"))
                 if self._refused():
                     return
@@ -130,7 +118,7 @@ class FaultServer:
                     action = server.plan.pop(0) if server.plan else ("normal",)
                 kind = action[0]
                 if kind == "status":
-                    self._send(action[1], action[2] if len(action) > 2 else {"error": f"injected {action[1]}"})
+                    self.send_json(action[1], action[2] if len(action) > 2 else {"error": f"injected {action[1]}"})
                     return
                 if kind == "drop":
                     self.close_connection = True
@@ -141,31 +129,28 @@ class FaultServer:
                 try:
                     text = action[1] if kind == "ok" else "I think the tags are good ones" if kind == "garbage" else server.respond(body)
                 except Exception as exc:  # a broken responder is a test bug: make it loud
-                    self._send(500, {"error": repr(exc)})
+                    self.send_json(500, {"error": repr(exc)})
                     return
                 usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
                 # a base model that rambles runs to max_tokens
                 finish = "length" if kind == "garbage" else "stop"
                 if self.path == "/generate" or self.path == "/":
                     prefill = [{"id": i, "text": "x", "logprob": None} for i in range(7)]
-                    self._send(200, {"generated_text": text, "details": {
+                    self.send_json(200, {"generated_text": text, "details": {
                         "finish_reason": "eos_token", "generated_tokens": 4, "seed": None, "prefill": prefill, "tokens": []}})
                 elif self.path.endswith("/chat/completions"):
                     choice = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
-                    self._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
+                    self.send_json(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "fake",
                                      "choices": [choice], "usage": usage})
                 else:
                     # like llama.cpp and vLLM: cut at the first stop sequence and leave it out
                     cuts = [text.find(s) for s in body.get("stop") or [] if s and s in text]
                     text = text[: min(cuts)] if cuts else text
-                    self._send(200, {"id": "x", "object": "text_completion", "created": 0, "model": "fake",
+                    self.send_json(200, {"id": "x", "object": "text_completion", "created": 0, "model": "fake",
                                      "choices": [{"index": 0, "text": text, "finish_reason": finish}], "usage": usage})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.http = LoopbackServer(Handler)
+        self.url = self.http.url
 
     def respond(self, body: dict[str, Any]) -> str:
         """The responder's text, or a valid tag list when it returns None."""
@@ -186,8 +171,7 @@ class FaultServer:
         return LLMConfig(**settings)
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.close()
 
 
 @pytest.fixture

@@ -19,8 +19,9 @@ import re
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
+
+from json_server import JSONHandler, LoopbackServer
 
 
 @dataclass
@@ -81,14 +82,9 @@ class BatchingServer:
         self._active: list[_Job] = []
         self._cv = threading.Condition()
         self._stop = False
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.httpd.daemon_threads = True
-        self.httpd.request_queue_size = 1024
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self._threads = [threading.Thread(target=self.httpd.serve_forever, daemon=True),
-                         threading.Thread(target=self._decode_loop, daemon=True)]
-        for thread in self._threads:
-            thread.start()
+        self.http = LoopbackServer(self._handler())
+        self.url = self.http.url
+        threading.Thread(target=self._decode_loop, daemon=True).start()
 
     def step_time(self, batch: int) -> float:
         return self.step * (1 + self.growth * (max(1, batch) - 1))
@@ -133,42 +129,31 @@ class BatchingServer:
             return job
 
     # -- HTTP -----------------------------------------------------------------------------------------------
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
+    def _handler(self) -> type[JSONHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 if self.path == "/info" and server.report == "tgi":
-                    self._send(200, {"model_id": "test/batching", "max_concurrent_requests": server.slots})
+                    self.send_json(200, {"model_id": "test/batching", "max_concurrent_requests": server.slots})
                 elif self.path == "/props" and server.report == "llama_cpp":
-                    self._send(200, {"total_slots": server.slots})
+                    self.send_json(200, {"total_slots": server.slots})
                 elif self.path in ("/v1/models", "/models"):
-                    self._send(200, {"object": "list", "data": [{"id": "test/batching", "owned_by": server.owned_by}]})
+                    self.send_json(200, {"object": "list", "data": [{"id": "test/batching", "owned_by": server.owned_by}]})
                 elif self.path == "/health":
-                    self._send(200, {"status": "ok"})
+                    self.send_json(200, {"status": "ok"})
                 else:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                body = self.read_json()
+                if body is None:
+                    return
                 limit = body.get("max_tokens") or (body.get("parameters") or {}).get("max_new_tokens") or server.tokens
                 steps = max(1, min(server.tokens, int(limit)))
                 job = server._admit(steps)
                 if job is None:
-                    self._send(429, {"error": "Model is overloaded"})
+                    self.send_json(429, {"error": "Model is overloaded"})
                     return
                 job.done.wait()
                 with server._cv:
@@ -176,13 +161,13 @@ class BatchingServer:
                 text = reply_text(body)
                 usage = {"prompt_tokens": 20, "completion_tokens": steps, "total_tokens": 20 + steps}
                 if self.path in ("/generate", "/"):
-                    self._send(200, {"generated_text": text, "details": {
+                    self.send_json(200, {"generated_text": text, "details": {
                         "finish_reason": "eos_token", "generated_tokens": steps, "prefill": [{"id": 0}] * 20}})
                 elif self.path.endswith("/chat/completions"):
-                    self._send(200, {"object": "chat.completion", "model": "test/batching", "usage": usage, "choices": [
+                    self.send_json(200, {"object": "chat.completion", "model": "test/batching", "usage": usage, "choices": [
                         {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}]})
                 else:
-                    self._send(200, {"object": "text_completion", "model": "test/batching", "usage": usage,
+                    self.send_json(200, {"object": "text_completion", "model": "test/batching", "usage": usage,
                                      "choices": [{"index": 0, "text": text, "finish_reason": "stop"}]})
 
         return Handler
@@ -193,8 +178,7 @@ class BatchingServer:
             self._cv.notify_all()
             for job in list(self._queue) + self._active:
                 job.done.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.close()
 
     def __enter__(self) -> "BatchingServer":
         return self

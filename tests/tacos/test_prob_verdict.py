@@ -4,61 +4,18 @@ hand computation; servers without log-probabilities fall back to sampled verdict
 
 from __future__ import annotations
 
-import json
 import math
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Sequence
 
 import pytest
 from datasets import Dataset
+from logprob_fakes import FakeSource, LogprobServer
 
-from hf_prefsel.errors import ConfigError, EndpointError
+from hf_prefsel.errors import ConfigError
 from hf_prefsel.llm import LLMConfig
-from hf_prefsel.llm.logprobs import LogprobUsage
 from hf_prefsel.llm.prob_scores import expected_value, most_likely
 from hf_prefsel.tacos import ComparativeScorer, ComparativeScorerConfig, SingletonScorer
 from hf_prefsel.tacos.prob_verdict import (PREFERENCE_PROMPT, SCORE_OPTIONS, SCORE_PROMPT, expected_score, first_preference,
                                            score_verdicts)
-
-
-class LogprobServer:
-    """`/v1/completions` answering with llama.cpp's `logprobs.content[].top_logprobs`: `answer(prompt)` is either
-    P(answer 1) of a pairwise verdict or the top list itself ({token: probability}); the first generated token is a
-    space, as Gemma writes `Output: 1`."""
-
-    def __init__(self, answer: Callable[[str], float | dict[str, float]]):
-        self.prompts: list[str] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.prompts.append(body["prompt"])
-                assert body["logprobs"] >= 2
-                probs = answer(body["prompt"])
-                probs = {"1": probs, "2": 1 - probs} if isinstance(probs, float) else probs
-                top = [{"token": t, "logprob": math.log(p)} for t, p in probs.items()]
-                steps = [{"token": " ", "logprob": 0.0, "top_logprobs": [{"token": " ", "logprob": 0.0}]},
-                         {"token": top[0]["token"], "logprob": top[0]["logprob"], "top_logprobs": top}]
-                data = json.dumps({"choices": [{"text": " 1", "logprobs": {"content": steps}}],
-                                   "usage": {"total_tokens": 100}}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def _pairs() -> Dataset:
@@ -127,22 +84,6 @@ def test_server_without_logprobs_falls_back_to_sampled(fault_server):
     scores = scorer.score(_pairs(), progress=False)["score"]
     assert scores == [70.0, 30.0, 70.0, 30.0]
     assert scorer.report.verdict == "sampled"
-
-
-class FakeSource:
-    """A log-probability source answering `choices` from a table, as `LocalLogprobs` / `HTTPLogprobs` would."""
-
-    def __init__(self, answer: Callable[[str, Sequence[str]], dict[str, float]], *, refuse: bool = False):
-        self.answer, self.refuse = answer, refuse
-        self.usage = LogprobUsage()
-        self.prompts: list[str] = []
-
-    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
-        if self.refuse:
-            raise EndpointError("no logprobs here")
-        self.prompts.append(prompt)
-        self.usage.add(1, 10)
-        return self.answer(prompt, options)
 
 
 def test_expected_digit_score_by_hand():

@@ -9,34 +9,27 @@ import math
 from typing import Sequence
 
 import pytest
+from logprob_fakes import FakeSource
 
-from hf_prefsel.errors import ConfigError, EndpointError
+from hf_prefsel.errors import ConfigError
 from hf_prefsel.llm import FewShotPrompt, LLMConfig
-from hf_prefsel.llm.logprobs import LogprobUsage
 from hf_prefsel.tap import JudgeConfig, PairConfig, PreferenceJudge, build_preference_rows
 
 ASPECTS = ("helpfulness", "fluency")
 
 
-class FakeSource:
-    """Answers `choices` like a log-probability source: `table[(quality, field)]` = {digit: probability}, where
-    quality is "good" when the judged answer contains GOOD; digits not listed get no probability."""
+def table_source(table: dict[tuple[str, str], dict[int, float]], **kwargs) -> FakeSource:
+    """`table[(quality, field)]` = {digit: probability}, where quality is "good" when the judged answer contains
+    GOOD; digits not listed get no probability."""
 
-    def __init__(self, table: dict[tuple[str, str], dict[int, float]], *, refuse: bool = False):
-        self.table, self.refuse = table, refuse
-        self.usage = LogprobUsage()
-        self.prompts: list[str] = []
-
-    def choices(self, prompt: str, options: Sequence[str]) -> dict[str, float]:
-        if self.refuse:
-            raise EndpointError("this server returns no log-probabilities")
-        self.prompts.append(prompt)
-        self.usage.add(1, 100)
+    def answer(prompt: str, options: Sequence[str]) -> dict[str, float]:
         query = prompt.rsplit("Input: ", 1)[1]
         quality = "good" if "GOOD" in query else "bad"
         field = query.rsplit('"', 2)[-2]  # the prompt ends with `"field":`
-        probs = self.table[(quality, field)]
+        probs = table[(quality, field)]
         return {o: math.log(probs[int(o)]) if int(o) in probs else -math.inf for o in options}
+
+    return FakeSource(answer, tokens=100, **kwargs)
 
 
 TABLE = {
@@ -52,7 +45,7 @@ def _rows() -> list[dict]:
 
 
 def test_ratings_are_expected_digits_asked_before_each_number():
-    source = FakeSource(TABLE)
+    source = table_source(TABLE)
     judge = PreferenceJudge(LLMConfig(), JudgeConfig(aspects=ASPECTS, scale=(1, 5), verdict="probability",
                                                      progress=False), source=source)
     good, bad, missing = judge.annotate(_rows())[0]["responses"]
@@ -72,7 +65,7 @@ def test_ratings_are_expected_digits_asked_before_each_number():
 
 
 def test_scale_beyond_one_digit_is_asked_on_1_to_9_and_rescaled():
-    source = FakeSource(TABLE)
+    source = table_source(TABLE)
     judge = PreferenceJudge(LLMConfig(), JudgeConfig(aspects=ASPECTS, overall="mean", verdict="probability",
                                                      progress=False), source=source)
     good = judge.annotate(_rows())[0]["responses"][0]["ratings"]
@@ -96,7 +89,7 @@ def test_probability_ratings_fill_the_sampled_fields_and_make_pairs(fake_llm, ca
     config = JudgeConfig(aspects=ASPECTS, scale=(1, 5), progress=False)
     sampled = PreferenceJudge(sampled_server.config(cache_path), config).annotate(_rows())
     judge = PreferenceJudge(LLMConfig(), JudgeConfig(aspects=ASPECTS, scale=(1, 5), verdict="probability",
-                                                     progress=False), source=FakeSource(TABLE))
+                                                     progress=False), source=table_source(TABLE))
     probable = judge.annotate(_rows())
     for s, p in zip(sampled[0]["responses"], probable[0]["responses"]):
         assert set(s) == set(p)
@@ -113,7 +106,7 @@ def test_probability_ratings_fill_the_sampled_fields_and_make_pairs(fake_llm, ca
 def test_no_logprobs_falls_back_to_sampled(fake_llm, cache_path):
     server = fake_llm(lambda req: json.dumps({"overall": 4, "helpfulness": 3, "fluency": 5}))
     config = JudgeConfig(aspects=ASPECTS, scale=(1, 5), verdict="probability", progress=False)
-    refused = PreferenceJudge(server.config(cache_path), config, source=FakeSource(TABLE, refuse=True))
+    refused = PreferenceJudge(server.config(cache_path), config, source=table_source(TABLE, refuse=True))
     good = refused.annotate(_rows())[0]["responses"][0]
     assert good["ratings"] == {"helpfulness": 3.0, "fluency": 5.0, "overall": 4.0} and refused.last_verdict == "sampled"
     # over HTTP: the first log-probability request fails (llama-cpp-python's server without logits_all)

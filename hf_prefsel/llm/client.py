@@ -20,7 +20,7 @@ from .outcome import RUN_FATAL, Result
 from .payload import RequestShape
 from .prompt import Message, TranscriptFormat, answers_single_line, prefix_key
 from .redact import error_text, redact
-from .retry import NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_connection_failure, is_retryable
+from .retry import NoAnswer, Retries, access_error, is_access_refusal, is_connection_failure, is_retryable
 from .rows import SeveralRows
 from .runloop import run_sync
 from .structured import parse_reply, schema_of
@@ -118,15 +118,14 @@ class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
                 return Reply(hit.text, hit.prompt_tokens, hit.completion_tokens, cached=True)
 
         avoid: set[int] = set()
-        last: BaseException | None = None
         warm = (key, prefix_key(messages))
-        started: float | None = None  # the deadline counts from the first attempt, not from waiting for a slot
-        deadline_hit = False
-        for attempt in range(self.config.max_retries + 1):
+        loop = asyncio.get_running_loop()
+        retries = Retries(self.config, loop.time, self._secrets)
+        while True:
             # a failed probe of the chosen replica since this attempt began (the first: shortly before) fails it too
-            fresh_since = asyncio.get_running_loop().time() - (self.config.connect_timeout if attempt == 0 else 0.0)
+            fresh_since = loop.time() - (self.config.connect_timeout if retries.attempts == 0 else 0.0)
             index = await self._acquire(avoid, warm)
-            started = asyncio.get_running_loop().time() if started is None else started
+            started = retries.start()  # the deadline counts from the first attempt, not from waiting for a slot
             backend, limit = self.backends[index], self._limits[index]
             sent, outcome, tokens = limit.sent(), "other", 0
             try:
@@ -143,17 +142,13 @@ class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
                 reply = await (send if self.config.is_local else self._within(send, backend, started))
                 if prefill:
                     reply.text = prefill + reply.text
-            except Exception as exc:  # classified below
+            except Exception as exc:  # classified by `retries`
                 self.usage.add(calls=1)
-                last = exc
                 outcome = "overload" if is_overload(exc) else "other"
-                if is_access_refusal(exc):
-                    raise access_error(backend.name, exc, self._secrets) from exc
-                if not is_retryable(exc):
-                    raise self._rejected(backend, exc) from exc
+                retries.failed(exc, backend.name, lambda e: self._rejected(backend, e))
                 if is_connection_failure(exc):
                     avoid.add(index)
-                    self._down_until[index] = asyncio.get_running_loop().time() + 5.0
+                    self._down_until[index] = loop.time() + 5.0
             else:
                 outcome, tokens = "ok", reply.completion_tokens
                 self.usage.add(calls=1, prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens)
@@ -165,17 +160,14 @@ class LLMClient(ReplicaDispatch, RequestShape, SeveralRows):
                 # the load is what is in flight plus what waits for room (woken waiters have not counted yet)
                 limit.done(sent, outcome, tokens, backend.in_flight + len(self._waiters) + self._woken)
                 self._release(index)
-            if attempt < self.config.max_retries:
-                delay = backoff_delay(self.config.backoff, attempt)
-                if self._time_left(started) is not None and self._time_left(started) <= delay:
-                    deadline_hit = True
-                    break
-                self.usage.add(retries=1)
-                logger.info("Retrying after %s (attempt %d, waiting %.1fs)", type(last).__name__, attempt + 1, delay)
-                await asyncio.sleep(delay)
-        elapsed = asyncio.get_running_loop().time() - (started or 0.0)
-        where = ", ".join(b.name for b in self.backends)
-        raise final_error(where, attempt + 1, elapsed, last, deadline_hit=deadline_hit, secrets=self._secrets) from last
+            delay = retries.next_delay()
+            if delay is None:
+                break
+            self.usage.add(retries=1)
+            logger.info("Retrying after %s (attempt %d, waiting %.1fs)", type(retries.last).__name__, retries.attempts,
+                        delay)
+            await asyncio.sleep(delay)
+        raise retries.error(", ".join(b.name for b in self.backends)) from retries.last
 
     @property
     def _secrets(self) -> list[str | None]:

@@ -41,7 +41,7 @@ from .logprobs_http import (
 )
 from .prompt import Message, render_transcript
 from .redact import error_text
-from .retry import HTTPStatusError, NoAnswer, access_error, backoff_delay, final_error, is_access_refusal, is_retryable
+from .retry import HTTPStatusError, NoAnswer, Retries, is_retryable
 from .runloop import run_sync
 
 T = TypeVar("T")
@@ -347,29 +347,27 @@ class HTTPLogprobs(SharedSource):
 
     def _retrying(self, what: str, attempt: Callable[[str], T]) -> T:
         """`attempt(base URL)` on the replicas in turn, under `LLMConfig`'s retry policy (see `retry`)."""
-        started, last, deadline_hit = time.monotonic(), None, False
+        retries = Retries(self.llm, time.monotonic, self._secrets)
+        retries.start()
         bases = self.llm.endpoints
-        for number in range(self.llm.max_retries + 1):
+        while True:
             base = bases[next(self._turn) % len(bases)]
             try:
                 return attempt(base)
-            except Exception as exc:  # classified below, as `LLMClient.generate` does
-                last = exc
-                if is_access_refusal(exc):
-                    raise access_error(base, exc, self._secrets) from exc
-                if not is_retryable(exc) or refuses_logprobs(exc):
-                    if isinstance(exc, EndpointError):
-                        raise
-                    raise EndpointError(f"{base} failed the {what}: {error_text(exc, secrets=self._secrets)}") from exc
-            if number < self.llm.max_retries:
-                delay = backoff_delay(self.llm.backoff, number)
-                if self.llm.deadline is not None and time.monotonic() - started + delay >= self.llm.deadline:
-                    deadline_hit = True
-                    break
-                self.usage.add(retries=1)
-                time.sleep(delay)
-        raise final_error(", ".join(bases), number + 1, time.monotonic() - started, last, deadline_hit=deadline_hit,
-                          secrets=self._secrets) from last
+            except Exception as exc:  # classified by `retries`, as `LLMClient.generate` classifies them
+                retries.failed(exc, base, lambda e: self._rejected(base, what, e),
+                               retryable=lambda e: is_retryable(e) and not refuses_logprobs(e))
+            delay = retries.next_delay()
+            if delay is None:
+                raise retries.error(", ".join(bases)) from retries.last
+            self.usage.add(retries=1)
+            time.sleep(delay)
+
+    def _rejected(self, base: str, what: str, exc: BaseException) -> BaseException:
+        """A failure retrying cannot help: our own errors as they are, others wrapped with the endpoint's name."""
+        if isinstance(exc, EndpointError):
+            return exc
+        return EndpointError(f"{base} failed the {what}: {error_text(exc, secrets=self._secrets)}")
 
     def _post(self, base: str, route: str, body: dict[str, Any]) -> dict[str, Any]:
         url = f"{base}{route}"

@@ -9,18 +9,24 @@ The policy, with `LLMConfig`'s defaults:
 - a server that accepts the connection and answers nothing fails the identity probe after `connect_timeout`
   (10 s) per attempt, so it is reported after about a minute, not after `timeout` (120 s) per attempt;
 - `deadline` (600 s) bounds one request over all its attempts, however slow each one fails.
+
+`Retries` holds that policy for one request, so the asynchronous loop of `LLMClient.generate` and the synchronous
+one of `HTTPLogprobs` keep only their own plumbing (how they send, wait and count).
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from typing import Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, NoReturn
 
 import httpx
 
 from ..errors import EndpointAccessError, EndpointError, EndpointUnavailableError
 from .redact import error_text, redact
+
+if TYPE_CHECKING:
+    from .config import LLMConfig
 
 _ACCESS_HINTS = {
     401: "the endpoint wants a valid token: check the one you pass (`token=`, or the variable `--token-env` names)",
@@ -114,7 +120,75 @@ def final_error(
     return EndpointError(f"{where} kept failing after {spent}: {reason}")
 
 
+class Retries:
+    """One request's attempts under `LLMConfig`'s policy (`max_retries`, `backoff`, `deadline`), for a loop that
+    sends and waits in its own way.
+
+    The loop calls `start` when its first attempt begins (the deadline counts from then), tells `failed` each
+    failure (which raises at once what retrying cannot help), asks `next_delay` how long to wait before the next
+    attempt (None: no attempt left, retries spent or the deadline would pass while waiting), and ends with
+    `error()`.
+
+    Args:
+        config (`LLMConfig`): its `max_retries`, `backoff` and `deadline`.
+        clock (`Callable[[], float]`): monotonic seconds (`time.monotonic`, or the event loop's `time`).
+        secrets: values to cut from error texts (the token).
+    """
+
+    def __init__(self, config: LLMConfig, clock: Callable[[], float], secrets: Iterable[str | None] = ()):
+        self.max_retries, self.backoff, self.deadline = config.max_retries, config.backoff, config.deadline
+        self.clock = clock
+        self.secrets = list(secrets)
+        self.started: float | None = None
+        self.attempts = 0  # failed so far: the number of the attempt under way
+        self.last: BaseException | None = None
+        self.deadline_hit = False
+
+    def start(self) -> float:
+        """The first attempt begins (later calls change nothing); returns when it began."""
+        if self.started is None:
+            self.started = self.clock()
+        return self.started
+
+    def failed(self, exc: BaseException, where: str, reject: Callable[[BaseException], BaseException], *,
+               retryable: Callable[[BaseException], bool] = is_retryable) -> None:
+        """Count a failed attempt at `where` (a replica's name). Raises `EndpointAccessError` for 401/403/404 and
+        `reject(exc)` (the caller's error for a request refused for itself) when `retryable(exc)` is false;
+        returns for a failure worth another attempt."""
+        self.attempts += 1
+        self.last = exc
+        if is_access_refusal(exc):
+            raise access_error(where, exc, self.secrets) from exc
+        if not retryable(exc):
+            self._raise(reject(exc), exc)
+
+    @staticmethod
+    def _raise(error: BaseException, cause: BaseException) -> NoReturn:
+        if error is cause:  # the failure itself, as it came
+            raise error
+        raise error from cause
+
+    def next_delay(self) -> float | None:
+        """Seconds to wait before the next attempt, or None when there is none: the retries are spent, or waiting
+        would reach the deadline (then `deadline_hit`)."""
+        if self.attempts > self.max_retries:
+            return None
+        delay = backoff_delay(self.backoff, self.attempts - 1)
+        if self.deadline is not None and self.elapsed() + delay >= self.deadline:
+            self.deadline_hit = True
+            return None
+        return delay
+
+    def elapsed(self) -> float:
+        return self.clock() - (self.started if self.started is not None else self.clock())
+
+    def error(self, where: str) -> EndpointError:
+        """What the request ends with after its last attempt (`final_error`); raise it `from self.last`."""
+        return final_error(where, self.attempts, self.elapsed(), self.last, deadline_hit=self.deadline_hit,
+                           secrets=self.secrets)
+
+
 __all__ = [
-    "HTTPStatusError", "NoAnswer", "access_error", "backoff_delay", "final_error", "is_access_refusal",
+    "HTTPStatusError", "NoAnswer", "Retries", "access_error", "backoff_delay", "final_error", "is_access_refusal",
     "is_connection_failure", "is_retryable", "status_of",
 ]

@@ -19,6 +19,7 @@ per configuration (one model load, or one connection pool and dialect probe, and
 from __future__ import annotations
 
 import asyncio
+import atexit
 import hashlib
 import itertools
 import json
@@ -313,6 +314,7 @@ class HTTPLogprobs(SharedSource):
 
 _SOURCES: dict[tuple[Any, ...], LocalLogprobs | HTTPLogprobs] = {}
 _SOURCES_LOCK = threading.Lock()
+_CLOSE_AT_EXIT = False  # `close_logprob_sources` is registered with `atexit`
 
 
 def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
@@ -320,7 +322,7 @@ def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
     clients: in process for `LLMConfig()` without endpoints (one model per file, context size and cache file), else
     HTTP (one connection pool, dialect probe and cache file per endpoints, token and settings). Both keep results in
     the request cache when `llm.cache` is on. A shared source stays open for the process (its `close()` keeps it
-    open, so every run can reuse it); `close_logprob_sources()` closes them."""
+    open, so every run can reuse it); `close_logprob_sources()` closes them, and runs at interpreter exit."""
     if llm.is_local:
         cache_path = llm.cache_file
         n_ctx = min(llm.local_n_ctx, 2048)
@@ -336,15 +338,21 @@ def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
 
         def make() -> LocalLogprobs | HTTPLogprobs:
             return HTTPLogprobs(llm)
+    global _CLOSE_AT_EXIT
     with _SOURCES_LOCK:
         if key not in _SOURCES:
             _SOURCES[key] = make()
             _SOURCES[key].shared = True
+            if not _CLOSE_AT_EXIT:  # before the interpreter tears down the libraries the sources use
+                atexit.register(close_logprob_sources)
+                _CLOSE_AT_EXIT = True
         return _SOURCES[key]
 
 
 def close_logprob_sources() -> None:
-    """Close this process's shared sources (their connections and cache files); `logprob_source` makes new ones."""
+    """Close this process's shared sources (their connections, cache files and in-process models); `logprob_source`
+    makes new ones. Registered with `atexit` by the first `logprob_source`, so models are freed while llama-cpp-python
+    can still free them."""
     with _SOURCES_LOCK:
         sources = list(_SOURCES.values())
         _SOURCES.clear()

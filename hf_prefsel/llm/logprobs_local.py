@@ -177,7 +177,14 @@ class LocalLogprobs(SharedSource):
         return {option: [*shared, rows[-1][i]] for i, option in enumerate(options)}
 
     def _release(self) -> None:
-        self.cache.close()
+        """Close the cache file and free the model now (`Llama.close`), not whenever the object is collected: at
+        interpreter exit that may be after llama-cpp-python's bindings are gone, and its `__del__` then fails."""
+        with self._lock:
+            self.cache.close()
+            if self._llm is not None:
+                self._llm.close()
+                self._llm = None
+                self._cached = []
 
 
 __all__ = ["LocalLogprobs"]

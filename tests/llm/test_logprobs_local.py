@@ -58,3 +58,37 @@ def test_one_pass_results_are_cached_per_option(source, cache_path):
     assert again._llm is None and again.usage.calls == 0
     first.close()
     again.close()
+
+
+def test_close_frees_the_model():
+    local = LocalLogprobs(n_ctx=256, n_threads=1)
+    model = local.llm
+    local.close()
+    assert local._llm is None and model._model.model is None  # freed now, not when collected
+    assert local.continuation("Response:", " Blue.")  # a closed source loads the model again when asked
+
+
+EXIT_SCRIPT = """
+import atexit
+from hf_prefsel.llm import LLMConfig
+from hf_prefsel.llm.logprobs import logprob_source
+
+def check():  # registered first, so it runs after the handlers registered later (atexit is last in, first out)
+    print("freed" if source._llm is None and model._model.model is None else "still loaded")
+
+atexit.register(check)
+source = logprob_source(LLMConfig(cache=False))
+assert source.choices("Rate it from 1 to 9.\\nOutput:", [" 1", " 2"])
+model = source._llm
+"""
+
+
+def test_shared_sources_are_closed_at_exit():
+    """The shared source frees its model at exit, before llama-cpp-python's bindings are torn down."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", EXIT_SCRIPT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "freed"
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Callable, Protocol, Sequence, TypeVar
 
 import httpx
 
-from ..errors import ConfigError, DataError, EndpointError
+from ..errors import BudgetExceededError, ConfigError, DataError, EndpointError
 from .cache import CachedReply, RequestCache, request_key
 from .config import LLMConfig, bearer_token
 from .logprobs_http import (
@@ -43,6 +43,7 @@ from .prompt import Message, render_transcript
 from .redact import error_text
 from .retry import HTTPStatusError, NoAnswer, Retries, is_retryable
 from .runloop import run_sync
+from .usage import Budget
 
 if TYPE_CHECKING:
     from .logprobs_local import LocalLogprobs
@@ -135,7 +136,9 @@ class HTTPLogprobs(SharedSource):
     The dialect and the model id are learnt once, by the probe `LLMClient` uses (`HTTPBackend.prepare`); requests
     go round the replicas, are retried after transient failures (`retry`: 408/429/5xx, dropped connections,
     timeouts; 401/403/404 raise `EndpointAccessError` at once) within `LLMConfig`'s timeouts and deadline, and
-    their results are kept in the request cache (`LLMConfig.cache`/`cache_path`).
+    their results are kept in the request cache (`LLMConfig.cache`/`cache_path`). Requests are held to
+    `LLMConfig.max_calls` and `max_total_tokens` (every attempt is a call; cache hits are free) as `LLMClient`'s
+    are, per source: the shared source of a configuration (`logprob_source`) spends one budget for the process.
 
     Args:
         llm (`LLMConfig`): its endpoints, model, token, route, timeouts, retries and cache are used.
@@ -151,6 +154,7 @@ class HTTPLogprobs(SharedSource):
         self.max_tokens = max_tokens
         self.workers = workers
         self.usage = LogprobUsage()
+        self.budget = Budget(llm.max_calls, llm.max_total_tokens, self.usage)
         self.cache = ResultCache(llm.cache_file)
         token = bearer_token(llm)
         self._secrets = [token]
@@ -185,18 +189,24 @@ class HTTPLogprobs(SharedSource):
         run_sync(probe())
         return backend.server, backend.model_id
 
-    def _retrying(self, what: str, attempt: Callable[[str], T]) -> T:
-        """`attempt(base URL)` on the replicas in turn, under `LLMConfig`'s retry policy (see `retry`)."""
+    def _retrying(self, what: str, attempt: Callable[[str], T], *, paid: bool = False) -> T:
+        """`attempt(base URL)` on the replicas in turn, under `LLMConfig`'s retry policy (see `retry`); a `paid`
+        attempt is first reserved from the budget (`BudgetExceededError` when it is spent)."""
         retries = Retries(self.llm, time.monotonic, self._secrets)
         retries.start()
         bases = self.llm.endpoints
         while True:
             base = bases[next(self._turn) % len(bases)]
+            if paid:
+                self.budget.reserve()
             try:
                 return attempt(base)
             except Exception as exc:  # classified by `retries`, as `LLMClient.generate` classifies them
                 retries.failed(exc, base, lambda e: self._rejected(base, what, e),
                                retryable=lambda e: is_retryable(e) and not refuses_logprobs(e))
+            finally:
+                if paid:
+                    self.budget.release()
             delay = retries.next_delay()
             if delay is None:
                 raise retries.error(", ".join(bases)) from retries.last
@@ -231,7 +241,7 @@ class HTTPLogprobs(SharedSource):
         if server == "llama_cpp":
             body["cache_prompt"] = self.llm.prefix_reuse
         try:
-            data = self._retrying("log-probability request", lambda base: self._post(base, route, body))
+            data = self._retrying("log-probability request", lambda base: self._post(base, route, body), paid=True)
         except HTTPStatusError as exc:
             if too_long(exc):  # this row's problem, not the server's: the run goes on without it
                 raise DataError(f"the text does not fit the model's context ({exc})") from exc
@@ -296,12 +306,13 @@ class HTTPLogprobs(SharedSource):
 
     def choices_many(self, prompts: Sequence[str | Sequence[Message]],
                      options: Sequence[str]) -> list[dict[str, float] | Exception]:
-        """`choices` for many prompts, `workers` at a time; a failed request is returned as its exception."""
+        """`choices` for many prompts, `workers` at a time; a failed request is returned as its exception (a spent
+        budget too, as `LLMClient` makes it that row's error)."""
 
         def one(prompt: str | Sequence[Message]) -> dict[str, float] | Exception:
             try:
                 return self.choices(prompt, options)
-            except (EndpointError, httpx.HTTPError, ValueError) as exc:
+            except (EndpointError, BudgetExceededError, httpx.HTTPError, ValueError) as exc:
                 return exc
 
         with ThreadPoolExecutor(self.workers) as pool:
@@ -319,19 +330,21 @@ _CLOSE_AT_EXIT = False  # `close_logprob_sources` is registered with `atexit`
 
 def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
     """The process's source for `llm`, made once per equivalent configuration and shared, as `get_client` shares
-    clients: in process for `LLMConfig()` without endpoints (one model per file, context size and cache file), else
-    HTTP (one connection pool, dialect probe and cache file per endpoints, token and settings). Both keep results in
+    clients: in process for `LLMConfig()` without endpoints (one model per file, context size, cache file and budget),
+    else HTTP (one connection pool, dialect probe, cache file and budget per endpoints, token and settings). Both keep results in
     the request cache when `llm.cache` is on. A shared source stays open for the process (its `close()` keeps it
     open, so every run can reuse it); `close_logprob_sources()` closes them, and runs at interpreter exit."""
     if llm.is_local:
         cache_path = llm.cache_file
         n_ctx = min(llm.local_n_ctx, 2048)
-        key: tuple[Any, ...] = ("local", os.getpid(), llm.local_model_path, n_ctx, cache_path)
+        key: tuple[Any, ...] = ("local", os.getpid(), llm.local_model_path, n_ctx, cache_path, llm.max_calls,
+                                llm.max_total_tokens)
 
         def make() -> LocalLogprobs | HTTPLogprobs:
             from .logprobs_local import LocalLogprobs
 
-            return LocalLogprobs(llm.local_model_path, n_ctx=n_ctx, n_threads=llm.local_n_threads, cache_path=cache_path)
+            return LocalLogprobs(llm.local_model_path, n_ctx=n_ctx, n_threads=llm.local_n_threads, cache_path=cache_path,
+                                 max_calls=llm.max_calls, max_total_tokens=llm.max_total_tokens)
     else:
         token = hashlib.sha256((bearer_token(llm) or "").encode()).hexdigest()
         key = ("http", os.getpid(), json.dumps(llm.fingerprint_state(), sort_keys=True, default=str), token)

@@ -15,6 +15,7 @@ import numpy as np
 from ..errors import DataError, DependencyError
 from .logprobs import LogprobUsage, ResultCache, SharedSource, continuation_key
 from .prompt import Message, render_transcript
+from .usage import Budget
 
 
 class LocalLogprobs(SharedSource):
@@ -30,17 +31,20 @@ class LocalLogprobs(SharedSource):
         n_threads (`int`, *optional*): defaults to the machine's cores (at most 4).
         cache_path (`str`, *optional*): a request cache file to keep results in (keyed by the model file's name);
             a result found there loads no model.
+        max_calls, max_total_tokens (`int`, *optional*): this source's budget (`LLMConfig`'s, for the shared source
+            of `logprob_source`): a model pass past it raises `BudgetExceededError`; cache hits are free.
     """
 
     CONTEXT_BATCH = 512  # tokens decoded at once where no logits are read
     LOGITS_BATCH = 64  # ... and where they are (each row is 262k floats)
 
     def __init__(self, model_path: str | None = None, *, n_ctx: int = 2048, n_threads: int | None = None,
-                 cache_path: str | None = None):
+                 cache_path: str | None = None, max_calls: int | None = None, max_total_tokens: int | None = None):
         self.model_path = model_path
         self.n_ctx = n_ctx
         self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 4))
         self.usage = LogprobUsage()
+        self.budget = Budget(max_calls, max_total_tokens, self.usage)
         self.cache = ResultCache(cache_path)
         self._llm: Any = None
         self._cached: list[int] = []  # tokens whose keys and values sit in the model's cache
@@ -133,12 +137,17 @@ class LocalLogprobs(SharedSource):
 
     def _pass(self, tokens: Sequence[int], start: int, targets: Sequence[Sequence[int]]) -> list[list[float]]:
         """One model pass over `tokens`, reusing the model's cache: `targets[i]`'s log-probabilities at position
-        `start - 1 + i` (positions start-1 .. len-2 predict the scored tokens; the last token need not be decoded)."""
-        kept = self._reuse(tokens, start)
-        self._decode(tokens[kept : start - 1], kept)
-        rows = self._decode(tokens[start - 1 : -1], start - 1, targets=targets)
-        self._cached = list(tokens[:-1])
-        self.usage.add(1, len(tokens) - 1 - kept)
+        `start - 1 + i` (positions start-1 .. len-2 predict the scored tokens; the last token need not be decoded).
+        One paid call, held to the budget."""
+        self.budget.reserve()
+        try:
+            kept = self._reuse(tokens, start)
+            self._decode(tokens[kept : start - 1], kept)
+            rows = self._decode(tokens[start - 1 : -1], start - 1, targets=targets)
+            self._cached = list(tokens[:-1])
+            self.usage.add(1, len(tokens) - 1 - kept)
+        finally:
+            self.budget.release()
         return rows
 
     def choices(self, prompt: str | Sequence[Message], options: Sequence[str]) -> dict[str, float]:

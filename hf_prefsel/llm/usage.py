@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
+from typing import Protocol
 
 from ..errors import BudgetExceededError
 
@@ -63,10 +64,20 @@ class Usage:
         )
 
 
+class Spent(Protocol):
+    """What a budget is checked against: `Usage`, or a log-probability source's `LogprobUsage`."""
+
+    @property
+    def calls(self) -> int: ...
+
+    @property
+    def total_tokens(self) -> int: ...
+
+
 class Budget:
     """Caps on calls and tokens; `reserve` is checked before each paid call."""
 
-    def __init__(self, max_calls: int | None, max_total_tokens: int | None, usage: Usage):
+    def __init__(self, max_calls: int | None, max_total_tokens: int | None, usage: Spent):
         self.max_calls = max_calls
         self.max_total_tokens = max_total_tokens
         self.usage = usage

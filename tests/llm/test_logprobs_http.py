@@ -7,13 +7,12 @@ import json
 import math
 import re
 import sqlite3
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from json_server import JSONHandler, LoopbackServer
 
-from hf_prefsel.errors import DataError, EndpointAccessError, EndpointError
+from hf_prefsel.errors import BudgetExceededError, DataError, EndpointAccessError, EndpointError
 from hf_prefsel.llm import LLMConfig
 from hf_prefsel.llm.logprobs import HTTPLogprobs, close_logprob_sources, logprob_source
 from hf_prefsel.llm.prob_scores import opened_source
@@ -47,42 +46,29 @@ class FakeServer:
         self.plan: list[tuple[int, str]] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, code: int, payload: Any) -> None:
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self) -> None:
                 fake.gets.append(self.path)
                 if self.path == "/info" and fake.server == "tgi":
-                    self._send(200, {"model_id": "fake/tgi-model", "max_concurrent_requests": 8})
+                    self.send_json(200, {"model_id": "fake/tgi-model", "max_concurrent_requests": 8})
                 elif self.path == "/v1/models" and fake.server != "tgi":
-                    self._send(200, {"data": [{"id": "/models/fake-model.gguf", "owned_by": OWNERS[fake.server]}]})
+                    self.send_json(200, {"data": [{"id": "/models/fake-model.gguf", "owned_by": OWNERS[fake.server]}]})
                 else:
-                    self._send(404, {"error": "not found"})
+                    self.send_json(404, {"error": "not found"})
 
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                body = self.read_json()
+                if body is None:
+                    return
                 fake.requests.append((self.path, body))
                 if fake.plan:
                     code, text = fake.plan.pop(0)
-                    self._send(code, text)
+                    self.send_json(code, text)
                     return
-                self._send(200, fake.answer(self.path, body))
+                self.send_json(200, fake.answer(self.path, body))
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        self.http = LoopbackServer(Handler)
+        self.url = self.http.url
 
     # -- replies ----------------------------------------------------------------------------------------------------
     @staticmethod
@@ -149,8 +135,7 @@ class FakeServer:
         return [path for path, _ in self.requests]
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.http.close()
 
 
 @pytest.fixture
@@ -328,6 +313,40 @@ def test_retries_give_up_with_the_last_error(fake):
         source(server).choices(PROMPT, [" 1", " 2"])
 
 
+def test_calls_are_held_to_the_budget_and_cache_hits_are_free(fake, cache_path):
+    server = fake("vllm")
+    logprobs = source(server, cache_path, max_calls=2)
+    choice = logprobs.choices(PROMPT, [" 1", " 2"])
+    scores = logprobs.continuation("Say it\nResp", "onse: Blue.")
+    assert logprobs.choices(PROMPT, [" 1", " 2"]) == choice  # a cache hit: free, even with the budget spent
+    assert logprobs.continuation("Say it\nResp", "onse: Blue.") == scores
+    with pytest.raises(BudgetExceededError, match="call budget of 2"):
+        logprobs.choices(PROMPT + " ", [" 1", " 2"])
+    assert len(server.requests) == 2 and logprobs.usage.calls == 2 and logprobs.usage.cache_hits == 2
+    # many at once: the spent budget is each prompt's error, a cached prompt is still answered
+    assert logprobs.choices_many([PROMPT, PROMPT + " "], [" 1", " 2"])[0] == choice
+    assert isinstance(logprobs.choices_many([PROMPT + " "], [" 1", " 2"])[0], BudgetExceededError)
+    assert len(server.requests) == 2
+
+
+def test_retries_are_calls_of_the_budget(fake):
+    server = fake("vllm")
+    server.plan = [(503, '{"error": "loading"}')]
+    logprobs = source(server, max_calls=1)
+    with pytest.raises(BudgetExceededError):  # the retry would be the second call
+        logprobs.choices(PROMPT, [" 1", " 2"])
+    assert len(server.requests) == 1
+
+
+def test_tokens_are_held_to_the_budget(fake):
+    server = fake("vllm")
+    logprobs = source(server, max_total_tokens=12)
+    logprobs.choices(PROMPT, [" 1", " 2"])  # 12 tokens: the budget is spent
+    with pytest.raises(BudgetExceededError, match="token budget of 12"):
+        logprobs.choices(PROMPT + " ", [" 1", " 2"])
+    assert len(server.requests) == 1
+
+
 @pytest.mark.parametrize("status", [401, 403, 404])
 def test_access_refusals_are_not_retried(fake, status):
     server = fake("vllm")
@@ -365,6 +384,9 @@ def test_one_source_per_configuration_for_the_process(fake, cache_path):
         assert server.gets.count("/v1/models") == 1 and len(server.requests) == 2  # probed once, one cache file
         assert logprob_source(config.replace(model="other")) is not first
         assert logprob_source(config.replace(cache=False)) is not first
+        assert logprob_source(config.replace(max_calls=5)).budget.max_calls == 5  # a budget per source
+        local = logprob_source(LLMConfig(cache_path=cache_path, max_total_tokens=100))  # the model loads when used
+        assert local is not logprob_source(LLMConfig(cache_path=cache_path)) and local.budget.max_total_tokens == 100
     finally:
         close_logprob_sources()
     assert first._http.is_closed and first.cache.store is None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from hf_prefsel.errors import BudgetExceededError
 from hf_prefsel.llm.logprobs import LocalLogprobs
 
 pytestmark = pytest.mark.slow
@@ -58,6 +59,19 @@ def test_one_pass_results_are_cached_per_option(source, cache_path):
     assert again._llm is None and again.usage.calls == 0
     first.close()
     again.close()
+
+
+def test_model_passes_are_held_to_the_budget_and_cache_hits_are_free(cache_path):
+    local = LocalLogprobs(n_ctx=256, n_threads=1, cache_path=cache_path, max_calls=1)
+    try:
+        scores = local.continuation(PROMPT, " 3")
+        assert local.continuation(PROMPT, " 3") == scores  # a cache hit: free, even with the budget spent
+        assert local.choices(PROMPT, [" 3"]) == {" 3": pytest.approx(sum(scores))}
+        with pytest.raises(BudgetExceededError, match="call budget of 1"):
+            local.choices(PROMPT, [" 3", " 4"])
+        assert (local.usage.calls, local.usage.cache_hits) == (1, 3)
+    finally:
+        local.close()
 
 
 def test_close_frees_the_model():

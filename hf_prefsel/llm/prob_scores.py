@@ -19,7 +19,7 @@ import math
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator, Mapping, Sequence, TypeVar
 
-from ..errors import DataError, EndpointError
+from ..errors import BudgetExceededError, DataError, EndpointError
 from .config import LLMConfig
 from .logprobs import LocalLogprobs, logprob_source
 from .outcome import Result
@@ -76,7 +76,8 @@ def rescale(value: float, source: tuple[int, int], target: tuple[float, float]) 
 def ask_choices(source: Any, prompts: Sequence[str], options: Sequence[str], *,
                 probe: bool = True) -> list[dict[str, float] | Exception] | None:
     """The options' log-probabilities after each prompt, in order; a prompt that fails alone is returned as its
-    exception (`DataError`: no answer can be read, e.g. the prompt does not fit; others: transient).
+    exception (`DataError`: no answer can be read, e.g. the prompt does not fit; others, a spent budget too, are
+    transient: as with `LLMClient`, the row is retried by the next run).
 
     In process (`LocalLogprobs`) prompts are asked one at a time, so a prompt extending the previous one reuses its
     cache. Elsewhere, with `probe`, the first prompt is asked alone: an `EndpointError` there means the server
@@ -84,7 +85,7 @@ def ask_choices(source: Any, prompts: Sequence[str], options: Sequence[str], *,
     `choices_many` (requests in flight at once) when the source has it.
     """
     if isinstance(source, LocalLogprobs):
-        return [_one(source, p, options, (DataError,)) for p in prompts]
+        return [_one(source, p, options, (DataError, BudgetExceededError)) for p in prompts]
     answers: list[dict[str, float] | Exception] = []
     rest = list(prompts)
     if probe and rest:
@@ -93,11 +94,12 @@ def ask_choices(source: Any, prompts: Sequence[str], options: Sequence[str], *,
         except EndpointError as exc:
             logger.warning("No token log-probabilities from the judge (%s): sampled scores instead", exc)
             return None
-        except DataError as exc:
+        except (DataError, BudgetExceededError) as exc:
             answers.append(exc)
     if hasattr(source, "choices_many"):
         return answers + list(source.choices_many(rest, options))
-    return answers + [_one(source, p, options, (EndpointError, DataError, ValueError)) for p in rest]
+    return answers + [_one(source, p, options, (EndpointError, DataError, BudgetExceededError, ValueError))
+                      for p in rest]
 
 
 def _one(source: Any, prompt: str, options: Sequence[str], caught: tuple[type[Exception], ...]) -> dict[str, float] | Exception:

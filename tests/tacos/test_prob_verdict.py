@@ -10,7 +10,7 @@ import pytest
 from datasets import Dataset
 from logprob_fakes import FakeSource, LogprobServer
 
-from hf_prefsel.errors import ConfigError
+from hf_prefsel.errors import BudgetExceededError, ConfigError
 from hf_prefsel.llm import LLMConfig
 from hf_prefsel.llm.prob_scores import expected_value, most_likely
 from hf_prefsel.tacos import ComparativeScorer, ComparativeScorerConfig, SingletonScorer
@@ -127,3 +127,17 @@ def test_first_preference_and_prompt():
     assert sorted(answers) == ["1", "1", "2", "2"]  # the demonstrations teach no position
     with pytest.raises(ConfigError):
         ComparativeScorerConfig(verdict="likely")
+
+
+def test_spent_budget_is_a_transient_row_error():
+    logprobs = {o: (0.0 if o == " 7" else -math.inf) for o in SCORE_OPTIONS}
+
+    def answer(prompt, options):
+        if len(source.prompts) > 2:
+            raise BudgetExceededError("max_calls=2 reached")
+        return logprobs
+
+    source = FakeSource(answer)
+    results = score_verdicts(LLMConfig(), ["a", "b", "c"], source=source)
+    assert [r.ok for r in results] == [True, True, False]
+    assert results[2].transient and "BudgetExceededError" in results[2].error

@@ -42,11 +42,12 @@ def run(args: argparse.Namespace) -> int:
     check_output(args.output, [args.data])
     check_executor(args)
     ds = load_data(args.data, limit=args.limit)
-    column = config.messages_column or config.instruction_column
+    option = "messages_column" if config.messages_column else "instruction_column"
+    column = getattr(config, option)
     if column not in ds.column_names:
         from ..errors import MissingColumnError
 
-        raise MissingColumnError(column, ds.column_names)
+        raise MissingColumnError(column, ds.column_names, option=option, command="tag")
     with llm_from_args(args) as llm, executor_from_args(args) as executor:
         result = TacosPipeline(llm, config).tag(ds, executor=executor, source=input_name(args.data))
     tagged = result.dataset

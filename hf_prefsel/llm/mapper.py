@@ -62,6 +62,11 @@ class LLMMapper(abc.ABC):
         """Input columns this mapper reads (checked before any call is made)."""
         return self.required_columns
 
+    def column_option(self, column: str) -> str | None:
+        """The setting that named input `column` (`"instruction_column"`: mappers keep their config's column fields
+        as attributes), for the missing-column message; `None` for a column fixed by `required_columns`."""
+        return next((k for k, v in self.settings().items() if k.endswith("_column") and v == column), None)
+
     # -- machinery --------------------------------------------------------------------------
     @property
     def client(self) -> LLMClient:
@@ -103,7 +108,7 @@ class LLMMapper(abc.ABC):
         columns = list(batch)
         for name in self.columns_needed():
             if name not in batch:
-                raise MissingColumnError(name, columns)
+                raise MissingColumnError(name, columns, option=self.column_option(name))
         n = len(batch[columns[0]])
         rows = [{k: batch[k][i] for k in columns} for i in range(n)]
         prompts: list[list[Message]] = []

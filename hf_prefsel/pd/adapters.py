@@ -66,11 +66,12 @@ def _iter_rows(data: Dataset | Iterable[Mapping]) -> Iterator[Mapping]:
         bar.close()
 
 
-def _require_columns(data: Dataset | Iterable[Mapping], columns: Sequence[str]) -> None:
+def _require_columns(data: Dataset | Iterable[Mapping], columns: Sequence[tuple[str | None, str]]) -> None:
+    """`columns` are `(keyword argument that named it, or None for a fixed schema column, column)`."""
     if isinstance(data, Dataset):
-        for column in columns:
+        for option, column in columns:
             if column not in data.column_names:
-                raise MissingColumnError(column, data.column_names)
+                raise MissingColumnError(column, data.column_names, option=option)
 
 
 def from_multi_response(
@@ -121,7 +122,7 @@ def from_multi_response(
     ```
     """
     config = config or AspectSplitConfig()
-    _require_columns(data, [prompt_column, responses_column])
+    _require_columns(data, [("prompt_column", prompt_column), ("responses_column", responses_column)])
     report = BadRowReport()
     groups: list[PromptGroup] = []
     for n, row in enumerate(_iter_rows(data)):
@@ -245,7 +246,7 @@ def from_ultrafeedback(
         `PairSet`.
     """
     config = config or AspectSplitConfig()
-    _require_columns(data, ["instruction", "completions"])
+    _require_columns(data, [(None, "instruction"), (None, "completions")])
     report = BadRowReport()
     groups: list[PromptGroup] = []
     for row in _iter_rows(data):
@@ -305,7 +306,8 @@ def from_rated_responses(
     config = config or AspectSplitConfig()
     if not rating_columns:
         raise ConfigError("rating_columns must name at least one rating column.")
-    _require_columns(data, [prompt_column, response_column, *rating_columns])
+    _require_columns(data, [("prompt_column", prompt_column), ("response_column", response_column),
+                           *(("rating_columns", c) for c in rating_columns)])
     report = BadRowReport()
     grouped: dict[str, list[tuple[Any, dict]]] = defaultdict(list)
     prompts: dict[str, Any] = {}
@@ -339,6 +341,7 @@ def from_helpsteer(data: Dataset | Iterable[Mapping], config: AspectSplitConfig 
     Returns:
         `PairSet`.
     """
+    _require_columns(data, [(None, c) for c in ("prompt", "response", *HELPSTEER_ASPECTS)])  # fixed by the schema
     return from_rated_responses(data, rating_columns=HELPSTEER_ASPECTS, config=config, source="nvidia/HelpSteer")
 
 
@@ -378,10 +381,11 @@ def from_pairwise(
     """
     if aspect is None and aspect_column is None:
         raise ConfigError("Pass `aspect_column` (a column with each pair's aspect) or `aspect` (one label for all).")
-    needed = [prompt_column, chosen_column, rejected_column]
+    needed = [("prompt_column", prompt_column), ("chosen_column", chosen_column), ("rejected_column", rejected_column)]
     if aspect is None and aspect_column:
-        needed.append(aspect_column)
-    needed += [c for c in (chosen_ratings_column, rejected_ratings_column, id_column) if c]
+        needed.append(("aspect_column", aspect_column))
+    needed += [(o, c) for o, c in (("chosen_ratings_column", chosen_ratings_column),
+                                   ("rejected_ratings_column", rejected_ratings_column), ("id_column", id_column)) if c]
     _require_columns(data, needed)
     report = BadRowReport()
     rows: list[dict] = []

@@ -203,7 +203,7 @@ class PDSelectionCallback(TrainerCallback):
         self.pair_ids = list(dataset[self.config.id_column]) if self.config.id_column in dataset.column_names else None
         if self.config.stratify_by_aspect:
             if self.config.aspect_column not in dataset.column_names:
-                raise MissingColumnError(self.config.aspect_column, dataset.column_names)
+                raise MissingColumnError(self.config.aspect_column, dataset.column_names, option="aspect_column")
             self._aspects = np.asarray(dataset[self.config.aspect_column], dtype=object)
         trainer._get_train_sampler = self._train_sampler  # instance override: Trainer calls it when building the loader
         handler = trainer.callback_handler
@@ -216,9 +216,9 @@ class PDSelectionCallback(TrainerCallback):
         cfg = self.config
         scores = self.pd_scores
         if isinstance(scores, Dataset):
-            for column in (cfg.id_column, cfg.pd_column):
+            for option, column in (("id_column", cfg.id_column), ("pd_column", cfg.pd_column)):
                 if column not in scores.column_names:
-                    raise MissingColumnError(column, scores.column_names)
+                    raise MissingColumnError(column, scores.column_names, option=option)
             scores = dict(zip(scores[cfg.id_column], scores[cfg.pd_column]))
         if isinstance(scores, Mapping):
             if cfg.id_column not in dataset.column_names:

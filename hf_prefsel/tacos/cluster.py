@@ -217,14 +217,14 @@ class TagClusterer:
         """`Dataset.map(clusterer, batched=True)`: adds `config.output_column`."""
         column = self.config.tags_column
         if column not in batch:
-            raise MissingColumnError(column, list(batch))
+            raise MissingColumnError(column, list(batch), option="tags_column")
         return {self.config.output_column: self._label_rows(batch[column])}
 
     def transform(self, ds: Dataset, **map_kwargs: Any) -> Dataset:
         """Add `config.output_column` (sorted cluster ids per row) to `ds`."""
         self._require_fitted()
         if self.config.tags_column not in ds.column_names:
-            raise MissingColumnError(self.config.tags_column, ds.column_names)
+            raise MissingColumnError(self.config.tags_column, ds.column_names, option="tags_column")
         map_kwargs.setdefault("desc", "Assigning tag clusters")
         return ds.map(self, batched=True, **map_kwargs)
 
@@ -360,9 +360,9 @@ def dedup_by_label_set(
     Returns:
         `ds.select(kept_indices)`, in the original order.
     """
-    for column in (label_column, response_column):
+    for option, column in (("label_column", label_column), ("response_column", response_column)):
         if column not in ds.column_names:
-            raise MissingColumnError(column, ds.column_names)
+            raise MissingColumnError(column, ds.column_names, option=option, command="tacos")
     lengths = [response_length(v) for v in column_values(ds, response_column)]
     keep = label_set_dedup_indices(column_values(ds, label_column), lengths, keep_unlabelled=keep_unlabelled)
     return ds.select(keep)

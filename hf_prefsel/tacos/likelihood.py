@@ -152,9 +152,9 @@ class IFDScorer:
                 float(sum(conditioned) - sum(alone)))
 
     def __call__(self, batch: Batch) -> Batch:
-        for name in (self.instruction_column, self.response_column):
+        for option, name in (("instruction_column", self.instruction_column), ("response_column", self.response_column)):
             if name not in batch:
-                raise MissingColumnError(name, list(batch))
+                raise MissingColumnError(name, list(batch), option=option)
         n = len(batch[self.response_column])
         out: Batch = {"ppl_conditioned": [], "ppl_alone": [], "ifd": [], "pmi": [], "ifd_error": [],
                       self.quality_column: []}

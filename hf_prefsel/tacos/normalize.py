@@ -129,7 +129,7 @@ class TagNormalizer:
             [`DataError`]: a row's tags are not a list of strings.
         """
         cfg = self.config
-        corpus = read_corpus(data, cfg.tags_column, cfg.counts)
+        corpus = read_corpus(data, cfg.tags_column, cfg.counts, option="tags_column")
         n = corpus.n_samples
         key = key_function(cfg)
         steps: list[NormalizationStep] = []
@@ -315,7 +315,7 @@ class TagNormalizer:
         """`Dataset.map(normalizer, batched=True)`: adds `config.output_column` (rows are never dropped here)."""
         column = self.config.tags_column
         if column not in batch:
-            raise MissingColumnError(column, list(batch))
+            raise MissingColumnError(column, list(batch), option="tags_column")
         return {self.config.output_column: [self.normalize(tags) for tags in batch[column]]}
 
     def transform(self, data: Dataset | Sequence[Sequence[str] | None], **map_kwargs: Any) -> Any:
@@ -335,7 +335,7 @@ class TagNormalizer:
             Dataset = ()  # type: ignore[assignment,misc]
         if isinstance(data, Dataset):
             if self.config.tags_column not in data.column_names:
-                raise MissingColumnError(self.config.tags_column, data.column_names)
+                raise MissingColumnError(self.config.tags_column, data.column_names, option="tags_column")
             map_kwargs.setdefault("desc", "Normalizing tags")
             out = data.map(self, batched=True, **map_kwargs)
             if self.config.drop_untagged_rows:

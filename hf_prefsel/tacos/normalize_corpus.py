@@ -45,8 +45,11 @@ class Corpus:
         self.raw_rank[order] = np.arange(len(self.raw))
 
 
-def read_corpus(data: Any, column: str, counts: Literal["samples", "occurrences"] = "samples") -> Corpus:
+def read_corpus(data: Any, column: str, counts: Literal["samples", "occurrences"] = "samples", *,
+                option: str | None = None) -> Corpus:
     """A `Dataset` column, or a list of tag lists, as a [`Corpus`].
+
+    `option` is the config field that named `column` (`"tags_column"`), for the missing-column message.
 
     Raises:
         [`MissingColumnError`]: the dataset has no `column`.
@@ -61,7 +64,7 @@ def read_corpus(data: Any, column: str, counts: Literal["samples", "occurrences"
         Dataset = ()  # type: ignore[assignment,misc]
     if isinstance(data, Dataset):
         if column not in data.column_names:
-            raise MissingColumnError(column, data.column_names)
+            raise MissingColumnError(column, data.column_names, option=option)
         arr = data.with_format("arrow")[column]
     else:
         if isinstance(data, (str, bytes)) or not isinstance(data, Iterable):

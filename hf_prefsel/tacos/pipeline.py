@@ -84,10 +84,10 @@ class TacosConfig:
 
     def check_columns(self, columns: list[str]) -> None:
         """The columns this run reads exist (checked before a server starts or a model is called)."""
-        needed = [self.messages_column or self.instruction_column, self.response_column]
-        for name in needed:
+        first = "messages_column" if self.messages_column else "instruction_column"
+        for option, name in ((first, getattr(self, first)), ("response_column", self.response_column)):
             if name not in columns:
-                raise MissingColumnError(name, columns)
+                raise MissingColumnError(name, columns, option=option, command="tacos")
 
     def stage_configs(self) -> tuple[TagNormalizerConfig, TagClusterConfig, ComparativeScorerConfig]:
         """The normalizer, clusterer and judge configs with this config's shared fields written in."""

@@ -266,9 +266,9 @@ class _JudgeBase:
     def _rows(self, ds: Any) -> list[dict[str, Any]]:
         cfg = self.config
         needed = [cfg.instruction_column, cfg.response_column]
-        for name in needed:
+        for option, name in zip(("instruction_column", "response_column"), needed):
             if name not in ds.column_names:
-                raise MissingColumnError(name, ds.column_names)
+                raise MissingColumnError(name, ds.column_names, option=option, command="tacos")
         columns = needed + ([cfg.input_column] if cfg.input_column and cfg.input_column in ds.column_names else [])
         values = {c: column_values(ds, c) for c in columns}
         return [{c: values[c][k] for c in columns} for k in range(len(ds))]
@@ -309,7 +309,7 @@ class ComparativeScorer(_JudgeBase):
         """The pairs `score` would judge (no call is made)."""
         cfg = self.config
         if cfg.cluster_column not in ds.column_names:
-            raise MissingColumnError(cfg.cluster_column, ds.column_names)
+            raise MissingColumnError(cfg.cluster_column, ds.column_names, option="cluster_column")
         return plan_pairs(column_values(ds, cfg.cluster_column), cfg.passes, seed=cfg.seed, pair_leftovers=cfg.pair_leftovers)
 
     def _message(self, a: tuple[str, str], b: tuple[str, str]) -> list[dict[str, str]]:

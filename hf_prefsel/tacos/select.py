@@ -214,11 +214,11 @@ def select_dataset(ds: Dataset, config: SelectionConfig | None = None, **kwargs:
     elif kwargs:
         raise ConfigError("Pass either a SelectionConfig or keyword arguments, not both.")
     if config.score_column not in ds.column_names:
-        raise MissingColumnError(config.score_column, ds.column_names)
+        raise MissingColumnError(config.score_column, ds.column_names, option="score_column")
     clusters = None
     if config.strategy == "quota":
         if config.cluster_column not in ds.column_names:
-            raise MissingColumnError(config.cluster_column, ds.column_names)
+            raise MissingColumnError(config.cluster_column, ds.column_names, option="cluster_column")
         clusters = column_values(ds, config.cluster_column)
     plan = plan_selection(
         column_values(ds, config.score_column), clusters, config.budget, strategy=config.strategy, quota=config.quota, spill=config.spill

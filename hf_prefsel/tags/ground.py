@@ -192,7 +192,7 @@ class TreeGrounder:
     def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         col = self.config.concepts_column
         if col not in batch:
-            raise MissingColumnError(col, list(batch))
+            raise MissingColumnError(col, list(batch), option="concepts_column")
         leaves, matches = self.ground(batch[col])
         out: dict[str, list] = {
             self.config.leaves_column: leaves,
@@ -212,9 +212,10 @@ def grounding_report(dataset: Any, config: GroundingConfig | None = None, top: i
     """
     config = config or GroundingConfig()
     columns = dataset.column_names if hasattr(dataset, "column_names") else list(dataset)
-    for c in (config.match_column, config.leaves_column):
+    for option in ("match_column", "leaves_column"):
+        c = getattr(config, option)
         if c not in columns:
-            raise MissingColumnError(c, columns)
+            raise MissingColumnError(c, columns, option=option)
     matches = dataset[config.match_column]
     leaves = dataset[config.leaves_column]
     concepts = dataset[config.concepts_column] if config.concepts_column in columns else [None] * len(matches)

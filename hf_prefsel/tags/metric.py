@@ -126,7 +126,7 @@ def resolve_quality(dataset: Any, quality: Quality, n: int | None = None) -> np.
         return np.ones(n, dtype=np.float64)
     if isinstance(quality, str):
         if dataset is None or quality not in dataset.column_names:
-            raise MissingColumnError(quality, [] if dataset is None else dataset.column_names)
+            raise MissingColumnError(quality, [] if dataset is None else dataset.column_names, option="quality")
         q = np.asarray(dataset[quality], dtype=np.float64)
     elif callable(quality):
         if dataset is None:

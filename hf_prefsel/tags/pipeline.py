@@ -73,9 +73,11 @@ class TagsConfig:
 
     def check_columns(self, columns: list[str]) -> None:
         """The columns this run reads exist (checked before a server starts or a model is called)."""
-        for name in (self.messages_column or self.instruction_column, self.quality_column):
+        first = "messages_column" if self.messages_column else "instruction_column"
+        for option in (first, "quality_column"):
+            name = getattr(self, option)
             if name is not None and name not in columns:
-                raise MissingColumnError(name, columns)
+                raise MissingColumnError(name, columns, option=option, command="tags")
 
     def tree_config(self) -> KnowledgeTreeConfig:
         return dataclasses.replace(self.tree, seed=self.seed)

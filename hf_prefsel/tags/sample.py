@@ -333,7 +333,7 @@ def select_from_dataset(
 
     for ds in (dataset, target):
         if ds is not None and leaves_column not in ds.column_names:
-            raise MissingColumnError(leaves_column, ds.column_names)
+            raise MissingColumnError(leaves_column, ds.column_names, option="leaves_column")
     q = resolve_quality(dataset, quality, len(dataset))
     if target is None:
         res = sample_global(tree, dataset[leaves_column], q, config)

@@ -85,7 +85,7 @@ def dataset_nodes(
     if hasattr(data, "column_names"):  # a `datasets.Dataset`: check, then read only the label columns
         for col in columns:
             if col not in data.column_names:
-                raise MissingColumnError(col, data.column_names)
+                raise MissingColumnError(col, data.column_names, option="columns")
         rows = data.select_columns(list(columns))
     counts: Counter = Counter()
     for row in rows:

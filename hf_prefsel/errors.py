@@ -23,47 +23,30 @@ class MissingColumnError(DataError, KeyError):
     """A required column is absent from the dataset.
 
     `option` is the setting that chose the column (a config field, possibly dotted like `cluster.tags_column`, or a
-    keyword argument): the message then names it as the fix. `command` is the `hf-prefsel` command whose config
-    feeds that option (`"tacos"`): its flag is named too, when the command has one. Without `option` (a column the
-    method needs by schema) the message keeps the generic advice.
+    keyword argument): the message names it as the fix. `flag` is that setting's command-line flag, filled in by
+    `hf-prefsel` (the library knows no flags). Without `option` (a column the method needs by schema) the message
+    keeps the generic advice.
     """
 
-    def __init__(self, column: str, available: list[str] | tuple[str, ...] = (), *, option: str | None = None,
-                 command: str | None = None):
+    def __init__(self, column: str, available: list[str] | tuple[str, ...] = (), *, option: str | None = None):
         self.column = column
         self.available = list(available)
         self.option = option
-        self.flag = cli_flag(option, command) if option and command else None
+        self.flag: str | None = None
+        super().__init__(column)
+
+    def __str__(self) -> str:  # built when shown, so a front-end can add its flag first
         hint = f" Available columns: {', '.join(self.available)}." if self.available else ""
-        if option:
-            where = f"`{option}`" + (f" (CLI: `{self.flag}`)" if self.flag else "")
+        if self.option:
+            where = f"`{self.option}`" + (f" (CLI: `{self.flag}`)" if self.flag else "")
             target = "one of them" if self.available else "the dataset's column"
             fix = f"Set {where} to {target}, or rename the column with `ds.rename_column`."
         else:
             fix = "Pass the right column name in the config, or rename the column with `ds.rename_column`."
-        super().__init__(f"Column {column!r} is missing from the dataset.{hint} {fix}")
+        return f"Column {self.column!r} is missing from the dataset.{hint} {fix}"
 
-    def __str__(self) -> str:  # KeyError would otherwise quote the message
-        return self.args[0]
-
-
-def cli_flag(option: str, command: str) -> str | None:
-    """The flag of `hf-prefsel COMMAND` that sets the config path `option` (`"--input-column"`), or `None`.
-
-    The command's option tables (`OPTIONS`, `SELECTION_OPTIONS`, ...: argparse dest -> config path) are the one
-    source, so a flag renamed there is named right here. They are read lazily: the CLI sits above the library.
-    """
-    import importlib
-
-    try:
-        from .cli import COMMANDS
-
-        module = importlib.import_module(f"{__package__}.cli.{COMMANDS[command][0]}")
-    except Exception:  # an error message must not fail for want of a flag (unknown command, missing extra)
-        return None
-    dests = {dest for name, table in vars(module).items() if name.endswith("OPTIONS") and name != "LLM_OPTIONS"
-             and isinstance(table, dict) for dest, path in table.items() if path == option}
-    return "--" + dests.pop().replace("_", "-") if len(dests) == 1 else None  # as `cli.common.add_options` spells it
+    def __reduce__(self) -> tuple:  # crosses process boundaries (Ray, datasets' workers) whole
+        return type(self), (self.column, self.available), {"option": self.option, "flag": self.flag}
 
 
 class EndpointError(HfPrefselError):

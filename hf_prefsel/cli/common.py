@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from ..data_files import load_data
-from ..errors import ConfigError, HfPrefselError
+from ..errors import ConfigError, HfPrefselError, MissingColumnError
 from ..llm import LLMConfig, serve_local
 from ..options import build_config, option
 
@@ -47,11 +47,14 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
                 help_overrides: Mapping[str, str] | None = None) -> None:
     """Add one argument per `spec` entry, typed, defaulted and documented from `cls`'s field at that path.
 
-    Every argument defaults to `None` (= the config's default): only what a person typed is passed on.
+    Every argument defaults to `None` (= the config's default): only what a person typed is passed on. The flags
+    are also kept by config path (`args.config_flags`), so an error naming a config field can name its flag.
     """
+    flags = dict(parser.get_default("config_flags") or {})
     for dest, path in spec.items():
         opt = option(cls, path)
         flag = "--" + dest.replace("_", "-")
+        flags[path] = flag
         text = (help_overrides or {}).get(dest) or opt.help.replace("`", "")
         if opt.default not in (None, [], {}) and not isinstance(opt.default, bool):
             text += f" (default: {opt.default})"
@@ -70,6 +73,7 @@ def add_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup, cls: 
                                 metavar="KEY=VALUE", help=text)
         else:
             parser.add_argument(flag, dest=dest, type=kind, choices=opt.choices, default=None, help=text)
+    parser.set_defaults(config_flags=flags)
 
 
 def option_values(args: argparse.Namespace, spec: Spec) -> dict[str, Any]:
@@ -275,6 +279,8 @@ def run_command(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
               "rerun the same command to resume without paying for them again.", file=sys.stderr)
         return 130
     except HfPrefselError as err:
+        if isinstance(err, MissingColumnError) and err.option:
+            err.flag = (getattr(args, "config_flags", None) or {}).get(err.option)
         if getattr(args, "debug", False):
             raise
         print(f"error: {err}", file=sys.stderr)

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if column not in ds.column_names:
         from ..errors import MissingColumnError
 
-        raise MissingColumnError(column, ds.column_names, option=option, command="tag")
+        raise MissingColumnError(column, ds.column_names, option=option)
     with llm_from_args(args) as llm, executor_from_args(args) as executor:
         result = TacosPipeline(llm, config).tag(ds, executor=executor, source=input_name(args.data))
     tagged = result.dataset

@@ -362,7 +362,7 @@ def dedup_by_label_set(
     """
     for option, column in (("label_column", label_column), ("response_column", response_column)):
         if column not in ds.column_names:
-            raise MissingColumnError(column, ds.column_names, option=option, command="tacos")
+            raise MissingColumnError(column, ds.column_names, option=option)
     lengths = [response_length(v) for v in column_values(ds, response_column)]
     keep = label_set_dedup_indices(column_values(ds, label_column), lengths, keep_unlabelled=keep_unlabelled)
     return ds.select(keep)

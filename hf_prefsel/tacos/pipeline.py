@@ -87,7 +87,7 @@ class TacosConfig:
         first = "messages_column" if self.messages_column else "instruction_column"
         for option, name in ((first, getattr(self, first)), ("response_column", self.response_column)):
             if name not in columns:
-                raise MissingColumnError(name, columns, option=option, command="tacos")
+                raise MissingColumnError(name, columns, option=option)
 
     def stage_configs(self) -> tuple[TagNormalizerConfig, TagClusterConfig, ComparativeScorerConfig]:
         """The normalizer, clusterer and judge configs with this config's shared fields written in."""

@@ -268,7 +268,7 @@ class _JudgeBase:
         needed = [cfg.instruction_column, cfg.response_column]
         for option, name in zip(("instruction_column", "response_column"), needed):
             if name not in ds.column_names:
-                raise MissingColumnError(name, ds.column_names, option=option, command="tacos")
+                raise MissingColumnError(name, ds.column_names, option=option)
         columns = needed + ([cfg.input_column] if cfg.input_column and cfg.input_column in ds.column_names else [])
         values = {c: column_values(ds, c) for c in columns}
         return [{c: values[c][k] for c in columns} for k in range(len(ds))]

@@ -77,7 +77,7 @@ class TagsConfig:
         for option in (first, "quality_column"):
             name = getattr(self, option)
             if name is not None and name not in columns:
-                raise MissingColumnError(name, columns, option=option, command="tags")
+                raise MissingColumnError(name, columns, option=option)
 
     def tree_config(self) -> KnowledgeTreeConfig:
         return dataclasses.replace(self.tree, seed=self.seed)

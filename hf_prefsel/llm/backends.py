@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 from dataclasses import dataclass
@@ -316,6 +317,16 @@ _LLAMAS: dict[tuple[str, int, int], Any] = {}
 _LLAMA_LOCK = threading.Lock()
 
 
+def _close_llamas() -> None:
+    """Free the in-process models at exit, while llama-cpp-python can still do it (left to `__del__` at interpreter
+    teardown, freeing fails with a `TypeError` traceback once its bindings are gone)."""
+    with _LLAMA_LOCK:
+        models = list(_LLAMAS.values())
+        _LLAMAS.clear()
+    for model in models:
+        model.close()
+
+
 class LocalBackend(Backend):
     """The embedded GGUF model run in this process by `llama-cpp-python` (one call at a time)."""
 
@@ -339,6 +350,8 @@ class LocalBackend(Backend):
                     from llama_cpp import Llama
                 except ImportError as exc:
                     raise DependencyError("llama-cpp-python", "local", "The embedded local model") from exc
+                if not _LLAMAS:
+                    atexit.register(_close_llamas)
                 _LLAMAS[key] = Llama(
                     model_path=self.path, n_ctx=self.config.local_n_ctx, n_threads=self.n_threads,
                     chat_format="gemma", verbose=False,

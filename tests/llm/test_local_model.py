@@ -123,3 +123,26 @@ def test_in_process_embedded_model(lima_rows, cache_path):
     out = ds.map(tagger, batched=True)
     assert all(out["tags"]), out["tags_error"]
     assert tagger.usage.calls >= 2
+
+
+IN_PROCESS_EXIT = """
+import atexit
+from hf_prefsel.llm import LLMConfig, get_client
+from hf_prefsel.llm import backends
+
+def check():  # registered first, so it runs last (atexit is last in, first out)
+    print("freed" if not backends._LLAMAS and model._model.model is None else "still loaded")
+
+atexit.register(check)
+client = get_client(LLMConfig(cache=False, max_tokens=2))
+assert client.run_text([[{"role": "user", "content": "Say hi"}]])[0].ok
+model = next(iter(backends._LLAMAS.values()))
+"""
+
+
+def test_in_process_models_are_freed_at_exit():
+    """Freed by our exit handler, not by `Llama.__del__` at interpreter teardown (which fails once the bindings go)."""
+    done = subprocess.run([sys.executable, "-c", IN_PROCESS_EXIT], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "freed"
+    assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr

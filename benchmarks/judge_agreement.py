@@ -21,7 +21,8 @@ Columns: agreement with its 95 % bootstrap interval, judge ties, failed verdicts
 pairs whose winner is the same in both orders, order-sensitive judges only), paid model calls, tokens and seconds
 per verdict (a fresh request cache unless --cache is given: then only uncached calls are counted).
 Default: the embedded Gemma 3 270M behind `serve_local()` (likelihood and probability judges in process);
-`--endpoint URL` for a real model. Last line: `agreement: X` for the default judge (`comparative`), all sets.
+`--endpoint URL` for a real model; `--file PATH` adds any other human-labelled set in the same schema (e.g. pairs
+kept outside the project). Last line: `agreement: X` for the default judge (`comparative`), all sets.
 """
 
 from __future__ import annotations
@@ -72,12 +73,17 @@ class Verdicts:
     notes: list[str] = field(default_factory=list)
 
 
-def load_pairs(subset: str, n: int, seed: int) -> tuple[list[Pair], int, int]:
-    """`n` seeded non-tie pairs of `subset`, the set's size and its number of human ties."""
-    paths = sorted(glob.glob(os.path.join(DATA, SETS[subset])))
+def load_pairs(subset: str, n: int, seed: int, pattern: str | None = None) -> tuple[list[Pair], int, int]:
+    """`n` seeded non-tie pairs of `subset` (a shared set, or the files `pattern` names), the set's size and its
+    number of human ties."""
+    pattern = pattern or os.path.join(DATA, SETS[subset])
+    paths = sorted(glob.glob(pattern))
     if not paths:
-        sys.exit(f"No data for {subset!r}: expected {os.path.join(DATA, SETS[subset])} (the shared data folder).")
-    rows = [json.loads(line) for path in paths for line in open(path, encoding="utf-8")]
+        sys.exit(f"No data for {subset!r}: expected {pattern} (the shared data folder, or the --file given).")
+    rows = [json.loads(line) for path in paths for line in open(path, encoding="utf-8") if line.strip()]
+    missing = {"id", "prompt", "response_a", "response_b", "winner"} - set(rows[0] if rows else {})
+    if missing:
+        sys.exit(f"{paths[0]}: rows need {', '.join(sorted(missing))} (the schema of ../shared/data/pairwise/).")
     ties = sum(r["winner"] == "tie" for r in rows)
     labelled = [r for r in rows if r["winner"] in ("a", "b")]
     chosen = random.Random(f"{seed}:{subset}").sample(labelled, min(n, len(labelled)))
@@ -288,7 +294,11 @@ def fmt(row: dict) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=40, help="non-tie pairs per set (default 40)")
-    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated, from {', '.join(SETS)}")
+    parser.add_argument("--sets", default=None, help=f"comma-separated, from {', '.join(SETS)} (default: all, or none "
+                        "with --file)")
+    parser.add_argument("--file", action="append", default=[], help="another human-labelled set: a JSONL file (or glob) "
+                        "with id, prompt, response_a, response_b, winner (a, b or tie), named by its file name; repeat "
+                        "for more")
     parser.add_argument("--judges", default=",".join(JUDGES), help=f"comma-separated, from {', '.join(JUDGES)}")
     parser.add_argument("--endpoint", action="append", default=[], help="a real model's base URL (repeat for replicas)")
     parser.add_argument("--route", choices=("auto", "chat", "completion"), default="auto")
@@ -300,11 +310,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", default=None, help="also write the table rows to this JSON file")
     args = parser.parse_args(argv)
-    sets = [s for s in args.sets.split(",") if s]
+    default_sets = "" if args.file else ",".join(SETS)
+    sets = [s for s in (default_sets if args.sets is None else args.sets).split(",") if s]
+    files = {os.path.splitext(os.path.basename(f))[0].rstrip("-*"): f for f in args.file}
     judges = [j for j in args.judges.split(",") if j]
     for name in sets:
         if name not in SETS:
             parser.error(f"unknown set {name!r}; choose from {', '.join(SETS)}")
+    sets += [name for name in files if name not in sets]
     for name in judges:
         if name not in JUDGES:
             parser.error(f"unknown judge {name!r}; choose from {', '.join(JUDGES)}")
@@ -315,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("| set | pairs in file | human ties (left out) | sampled |")
     print("|---|---|---|---|")
     for name in sets:
-        got, total, ties = load_pairs(name, args.pairs, args.seed)
+        got, total, ties = load_pairs(name, args.pairs, args.seed, files.get(name))
         pairs[name] = got
         print(f"| {name} | {total} | {ties} | {len(got)} |")
     tmp = tempfile.TemporaryDirectory()

@@ -218,7 +218,8 @@ class LLMConfig:
         return dataclasses.replace(self, **changes)
 
     def fingerprint_state(self) -> dict[str, Any]:
-        """What identifies this config for `datasets` caching: everything but the token and the budget."""
+        """Every setting but the token (the budget included): the key that shares a client, a log-probability source
+        or a Ray worker pool between equal configurations."""
         state = dataclasses.asdict(self)
         state.pop("token")
         return state

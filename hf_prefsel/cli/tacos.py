@@ -15,7 +15,7 @@ from .tag import OPTIONS as TAG_OPTIONS, add_data_arguments
 OPTIONS = {
     "budget": "budget", "ratio": "ratio", **TAG_OPTIONS, "response_column": "response_column",
     "clusters": "cluster.n_clusters", "strategy": "strategy", "dedup": "dedup", "swap": "judge.swap",
-    "passes": "judge.passes", "aggregate": "judge.aggregate", "judge_max_chars": "judge.max_chars",
+    "passes": "judge.passes", "aggregate": "judge.aggregate", "judge_max_chars": "judge.max_chars", "scorer": "scorer",
     "released_normalization": "released_normalization", "alpha": "normalizer.alpha", "seed": "seed",
 }
 

@@ -330,11 +330,12 @@ _CLOSE_AT_EXIT = False  # `close_logprob_sources` is registered with `atexit`
 
 def logprob_source(llm: LLMConfig) -> LocalLogprobs | HTTPLogprobs:
     """The process's source for `llm`, made once per equivalent configuration and shared, as `get_client` shares
-    clients: in process for `LLMConfig()` without endpoints (one model per file, context size, cache file and budget),
-    else HTTP (one connection pool, dialect probe, cache file and budget per endpoints, token and settings). Both keep results in
+    clients: in process for the embedded model (`LLMConfig()` without endpoints, and `serve_local()`'s servers too,
+    which are started without the prompt logits that log-probabilities need: the same model file, read exactly here;
+    one model per file, context size, cache file and budget), else HTTP (one connection pool, dialect probe, cache file and budget per endpoints, token and settings). Both keep results in
     the request cache when `llm.cache` is on. A shared source stays open for the process (its `close()` keeps it
     open, so every run can reuse it); `close_logprob_sources()` closes them, and runs at interpreter exit."""
-    if llm.is_local:
+    if llm.is_embedded:
         cache_path = llm.cache_file
         n_ctx = min(llm.local_n_ctx, 2048)
         key: tuple[Any, ...] = ("local", os.getpid(), llm.local_model_path, n_ctx, cache_path, llm.max_calls,

@@ -15,7 +15,8 @@ instruction, the lower IFD is the one the instruction explains better.
 It costs one model pass over (instruction + response) and one over the response, no generation, and works with a
 270M base model (Superfiltering used GPT-2): a cheap per-sample signal, e.g. as `quality_column` for TAGS. It does
 not read correctness or safety. Measured against people's choice between two responses (README, judge agreement;
-45 pairs, embedded model) neither the lower nor Cherry's higher IFD agreed beyond a coin (0.51 and 0.47).
+120 pairs, embedded model) neither the lower nor Cherry's higher IFD agreed clearly beyond a coin (0.43 and 0.56;
+"the longer wins" 0.62). In TACOS it can replace the pairwise judge (`TacosConfig(scorer="ifd")`).
 
 The log-probabilities are exact in process (the embedded model) and come from the server's prompt log-probabilities
 over HTTP, which vLLM and OpenAI's legacy models (`echo`), TGI (`decoder_input_details`) and a llama-cpp-python
@@ -30,7 +31,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from ..errors import DataError, MissingColumnError
+from ..errors import ConfigError, DataError, MissingColumnError
 from ..llm import LLMConfig
 from ..llm.logprobs import LogprobSource, logprob_source
 from ..llm.text import instruction_text, response_text
@@ -108,7 +109,7 @@ class IFDScorer:
                  quality_column: str = "ifd_quality", quality: str = "cherry", max_chars: int = 1200,
                  source: LogprobSource | None = None):
         if quality not in QUALITIES:
-            raise ValueError(f"quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
+            raise ConfigError(f"IFDScorer: quality must be one of {', '.join(QUALITIES)}, got {quality!r}.")
         self.llm = llm or LLMConfig()
         self.instruction_column = instruction_column
         self.input_column = input_column

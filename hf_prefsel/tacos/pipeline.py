@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -16,7 +17,8 @@ from ..llm.executor import Executor, LocalExecutor
 from ..result import Method, MethodResult, RunReport, check_size, rows_to_keep
 from .cluster import TagClusterConfig, TagClusterer, dedup_by_label_set
 from .normalize import TagNormalizer, TagNormalizerConfig
-from .scorer import ComparativeScorer, ComparativeScorerConfig
+from .likelihood import IFDScorer
+from .scorer import ComparativeScorer, ComparativeScorerConfig, ScoringReport
 from .select import SelectionConfig, plan_selection
 from .tagger import OpenTagger, OpenTaggerConfig
 
@@ -55,6 +57,9 @@ class TacosConfig:
             column and seed fields are taken from this config).
         strategy (`"quota" | "global"`, defaults to `"quota"`): quota: budget/K per cluster, smallest clusters
             first (released code); global: the best scores overall.
+        scorer (`"judge" | "ifd"`, defaults to `"judge"`): what scores the rows before selection: `judge` = the
+            paper's pairwise LLM judge (`judge`); `ifd` = `IFDScorer`'s Cherry quality (two likelihood passes per
+            row from the judge model, no instruction-tuned judge needed; measured against people in the README).
         seed (`int`, defaults to 0): seed of clustering, pairing and selection.
     """
 
@@ -72,6 +77,7 @@ class TacosConfig:
     dedup: bool = False
     judge: ComparativeScorerConfig = field(default_factory=ComparativeScorerConfig)
     strategy: Literal["quota", "global"] = "quota"
+    scorer: Literal["judge", "ifd"] = "judge"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +85,8 @@ class TacosConfig:
         if self.budget is None and self.ratio is None:
             raise ConfigError("TacosConfig: give budget (rows to select) or ratio (a share of the rows).")
         SelectionConfig(budget=1, strategy=self.strategy)  # validates the strategy
+        if self.scorer not in ("judge", "ifd"):
+            raise ConfigError(f"TacosConfig: scorer must be 'judge' or 'ifd', got {self.scorer!r}.")
         if self.batch_size < 1:
             raise ConfigError(f"TacosConfig: batch_size must be >= 1, got {self.batch_size}.")
 
@@ -104,6 +112,7 @@ class TacosConfig:
         _, _, judge = self.stage_configs()
         return {"budget": self.budget, "ratio": self.ratio, "clusters": self.cluster.n_clusters, "strategy": self.strategy,
                 "dedup": self.dedup, "released_normalization": self.released_normalization, "seed": self.seed,
+                "scorer": self.scorer,
                 "explanations": self.explanations, "passes": judge.passes, "swap": judge.swap,
                 "aggregate": judge.aggregate, "judge_max_chars": judge.max_chars}
 
@@ -215,9 +224,13 @@ class TacosPipeline:
         report.seconds["normalize+cluster"] = time.monotonic() - start
 
         start = time.monotonic()
-        scorer = ComparativeScorer(self.judge_llm, judge_config)
-        ds = scorer.score(ds, progress=progress, executor=executor)
-        report.add_usage("judging", scorer.report.usage)
+        if cfg.scorer == "ifd":
+            ds, sr = self._score_by_ifd(ds)
+        else:
+            scorer = ComparativeScorer(self.judge_llm, judge_config)
+            ds = scorer.score(ds, progress=progress, executor=executor)
+            sr = scorer.report
+        report.add_usage("judging", sr.usage)
         report.seconds["judging"] = time.monotonic() - start
         report.models["judge"] = describe_llm(self.judge_llm)
         report.models["tagger"] = describe_llm(self.llm)
@@ -227,7 +240,6 @@ class TacosPipeline:
         order = sorted(plan.indices)
         reason = dict(zip(plan.indices, plan.reasons))
         selected = ds.select(order).add_column("selection_reason", [reason[i] for i in order])
-        sr = scorer.report
         report.counts = {
             "rows_in": rows_in, "tag_failures": tag_failures, "failed_rows": tag_failures, "raw_tags": vocabulary.n_raw,
             "canonical_tags": vocabulary.n_canonical, "clusters": clusterer.n_clusters, "rows_after_dedup": len(ds),
@@ -239,21 +251,41 @@ class TacosPipeline:
             report.counts["position_bias_rate"] = round(sr.position_bias_rate, 4)
         if sr.position_consistency is not None:
             report.counts["position_consistency"] = round(sr.position_consistency, 4)
-        if judge_config.verdict == "probability" and sr.verdict != "probability":
+        if cfg.scorer == "judge" and judge_config.verdict == "probability" and sr.verdict != "probability":
             report.notes.append("probability verdicts were asked for, but the judge returned no token "
                                 "log-probabilities: its sampled verdicts were used")
         elif sr.verdict == "probability" and sr.position_consistency is not None:
             report.notes.append(f"probability verdicts: position consistency {sr.position_consistency:.1%} describes "
                                 "the judge; the verdicts average both orders, so a position preference cancels")
         if len(selected) < wanted:
-            report.notes.append(
-                f"selected {len(selected)} of the {wanted} rows asked for: {sr.unscored_samples} rows have no score "
-                "(their judge call failed, or no other row shares their clusters) and are never selected")
+            why = ("IFD could not be measured: see ifd_error" if cfg.scorer == "ifd"
+                   else "their judge call failed, or no other row shares their clusters")
+            report.notes.append(f"selected {len(selected)} of the {wanted} rows asked for: {sr.unscored_samples} rows "
+                                f"have no score ({why}) and are never selected")
         if k < cluster_config.n_clusters:
             report.notes.append(f"{k} clusters instead of {cluster_config.n_clusters}: only {k} canonical tags")
         return TacosResult(dataset=selected, report=report, parameters=cfg.parameters(), source=source,
                            artifacts={"tag_vocabulary": vocabulary}, budget=cfg.budget if cfg.budget is not None else cfg.ratio,
                            pool=ds)
+
+
+    def _score_by_ifd(self, ds: Any) -> tuple[Any, ScoringReport]:
+        """`IFDScorer`'s Cherry quality of each row as its `score`, in this process (one pass per text is cheap);
+        a row it could not measure (its reason in `ifd_error`) stays unscored and is never selected."""
+        cfg = self.config
+        scorer = IFDScorer(self.judge_llm, instruction_column=cfg.instruction_column, input_column=cfg.input_column,
+                           response_column=cfg.response_column)
+        usage = scorer.usage
+        before = (usage.calls, usage.total_tokens, usage.cache_hits)
+        ds = ds.map(scorer, batched=True, batch_size=cfg.batch_size, desc="Scoring (IFD)")
+        errors = ds["ifd_error"]
+        scores = [math.nan if error else quality for quality, error in zip(ds[scorer.quality_column], errors)]
+        ds = ds.add_column("score", scores)
+        failed = sum(bool(e) for e in errors)
+        spent = {"calls": usage.calls - before[0], "total_tokens": usage.total_tokens - before[1],
+                 "cache_hits": usage.cache_hits - before[2]}
+        return ds, ScoringReport(scored_samples=len(ds) - failed, unscored_samples=failed, failed=failed,
+                                 verdict="likelihood", usage=spent)
 
 
 def top_rows(dataset: Any, n: int = 10, score_column: str = "score") -> list[int]:

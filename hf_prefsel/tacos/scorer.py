@@ -141,7 +141,7 @@ class ComparativeScorerConfig:
     max_chars: int = 1200
     max_tokens: int = 128
     seed: int = 0
-    verdict: Literal["sampled", "probability"] = "sampled"
+    verdict: Literal["sampled", "probability", "likelihood"] = "sampled"
 
     def __post_init__(self) -> None:
         if self.verdict not in ("sampled", "probability"):
@@ -162,7 +162,7 @@ class ScoringReport:
     describe the judge, not the result: the averaged verdict itself is order-free (a pure position preference
     cancels exactly), so a consistency below 1 costs nothing but says how much the judge leaned on position.
     `verdict` says which verdicts were used in the end (`"sampled"` also when probabilities were asked for but
-    the server returned no log-probabilities).
+    the server returned no log-probabilities; `"likelihood"`: `IFDScorer` scored the rows, no pair was judged).
     """
 
     pairs: int = 0
@@ -173,7 +173,7 @@ class ScoringReport:
     unscored_samples: int = 0
     position_bias_rate: float | None = None
     position_consistency: float | None = None
-    verdict: Literal["sampled", "probability"] = "sampled"
+    verdict: Literal["sampled", "probability", "likelihood"] = "sampled"
     usage: dict[str, int] = field(default_factory=dict)
 
     def __str__(self) -> str:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from hf_prefsel.errors import BudgetExceededError
-from hf_prefsel.llm.logprobs import LocalLogprobs
+from hf_prefsel.llm import LLMConfig
+from hf_prefsel.llm.logprobs import HTTPLogprobs, LocalLogprobs
 
 pytestmark = pytest.mark.slow
 
@@ -106,3 +107,18 @@ def test_shared_sources_are_closed_at_exit():
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "freed"
     assert "Traceback" not in done.stderr and "Exception ignored" not in done.stderr
+
+
+def test_embedded_servers_are_read_in_process(cache_path):
+    """`serve_local()` servers return no log-probabilities (started without prompt logits): their config is read from
+    the same model file in process, not asked over HTTP (which would fall back to sampled verdicts)."""
+    from hf_prefsel.llm.logprobs import close_logprob_sources, logprob_source
+
+    try:
+        servers = LLMConfig(endpoints=["http://127.0.0.1:9"], embedded=True, cache_path=cache_path)
+        source = logprob_source(servers)  # the model loads when first used: nothing is contacted or loaded here
+        assert isinstance(source, LocalLogprobs) and source is logprob_source(LLMConfig(cache_path=cache_path))
+        assert isinstance(logprob_source(LLMConfig(endpoints=["http://127.0.0.1:9"], cache_path=cache_path)),
+                          HTTPLogprobs)
+    finally:
+        close_logprob_sources()
